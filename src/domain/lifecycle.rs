@@ -1,0 +1,445 @@
+//! The rollback life cycle and the guard that decides whether a trigger may execute.
+//!
+//! `pending -> executing -> validating -> completed | failed`; a trigger that may not execute
+//! is stored as `suppressed`, and a dry run as `dry_run`. The guard admits at most one
+//! execution at a time.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MODE_SESSION_TARGETED: &str = "session_targeted";
+pub const MODE_UNIVERSAL_CYCLE_4: &str = "universal_cycle_4";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Pending,
+    Executing,
+    Validating,
+    Completed,
+    Failed,
+    Suppressed,
+    DryRun,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 7] = [
+        EventStatus::Pending,
+        EventStatus::Executing,
+        EventStatus::Validating,
+        EventStatus::Completed,
+        EventStatus::Failed,
+        EventStatus::Suppressed,
+        EventStatus::DryRun,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Executing => "executing",
+            EventStatus::Validating => "validating",
+            EventStatus::Completed => "completed",
+            EventStatus::Failed => "failed",
+            EventStatus::Suppressed => "suppressed",
+            EventStatus::DryRun => "dry_run",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventStatus> {
+        EventStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventStatus::Completed
+                | EventStatus::Failed
+                | EventStatus::Suppressed
+                | EventStatus::DryRun
+        )
+    }
+
+    /// The only moves the life cycle allows. Any state that is not terminal may fail.
+    pub fn can_move_to(self, next: EventStatus) -> bool {
+        use EventStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Executing) | (Executing, Validating) | (Validating, Completed)
+        ) || (!self.is_terminal() && next == Failed)
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerType {
+    Watchdog,
+    Alertmanager,
+    Manual,
+}
+
+impl TriggerType {
+    pub const ALL: [TriggerType; 3] = [
+        TriggerType::Watchdog,
+        TriggerType::Alertmanager,
+        TriggerType::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerType::Watchdog => "watchdog",
+            TriggerType::Alertmanager => "alertmanager",
+            TriggerType::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TriggerType> {
+        TriggerType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Automatic triggers respect the cooldown; an operator's deliberate request does not.
+    pub fn is_automatic(self) -> bool {
+        !matches!(self, TriggerType::Manual)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Rollback,
+    Restore,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rollback => "rollback",
+            Action::Restore => "restore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "rollback" => Some(Action::Rollback),
+            "restore" => Some(Action::Restore),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressReason {
+    AlreadyRolledBack,
+    InProgress,
+    Cooldown,
+}
+
+impl SuppressReason {
+    pub const ALL: [SuppressReason; 3] = [
+        SuppressReason::AlreadyRolledBack,
+        SuppressReason::InProgress,
+        SuppressReason::Cooldown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressReason::AlreadyRolledBack => "already_rolled_back",
+            SuppressReason::InProgress => "in_progress",
+            SuppressReason::Cooldown => "cooldown",
+        }
+    }
+}
+
+/// What the guard decided for one trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead; the guard now holds the execution slot until `finish` is called.
+    Execute,
+    /// Record it, do not execute.
+    Suppress(SuppressReason),
+    /// Record what would have happened; never touch the target.
+    DryRun {
+        would_suppress: Option<SuppressReason>,
+    },
+}
+
+/// The one place that admits executions. Times are milliseconds on any monotonic clock.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    in_progress: Option<String>,
+    last_execution_ms: Option<u64>,
+}
+
+impl Guard {
+    pub fn in_progress(&self) -> Option<&str> {
+        self.in_progress.as_deref()
+    }
+
+    /// Decides a rollback request. `current_mode` is the target's last known mode.
+    pub fn decide_rollback(
+        &mut self,
+        event_id: &str,
+        trigger: TriggerType,
+        dry_run: bool,
+        current_mode: Option<&str>,
+        now_ms: u64,
+        cooldown_ms: u64,
+    ) -> Decision {
+        let blocker = if self.in_progress.is_some() {
+            Some(SuppressReason::InProgress)
+        } else if current_mode == Some(MODE_UNIVERSAL_CYCLE_4) {
+            Some(SuppressReason::AlreadyRolledBack)
+        } else if trigger.is_automatic() && self.cooldown_remaining_ms(now_ms, cooldown_ms) > 0 {
+            Some(SuppressReason::Cooldown)
+        } else {
+            None
+        };
+        match (dry_run, blocker) {
+            (true, would_suppress) => Decision::DryRun { would_suppress },
+            (false, Some(reason)) => Decision::Suppress(reason),
+            (false, None) => {
+                self.in_progress = Some(event_id.to_owned());
+                self.last_execution_ms = Some(now_ms);
+                Decision::Execute
+            }
+        }
+    }
+
+    /// Takes the execution slot for a restore; `None` when something already holds it.
+    pub fn begin_restore(&mut self, event_id: &str) -> Result<(), SuppressReason> {
+        if self.in_progress.is_some() {
+            return Err(SuppressReason::InProgress);
+        }
+        self.in_progress = Some(event_id.to_owned());
+        Ok(())
+    }
+
+    /// Frees the slot held by `event_id`; a stale id changes nothing.
+    pub fn finish(&mut self, event_id: &str) {
+        if self.in_progress.as_deref() == Some(event_id) {
+            self.in_progress = None;
+        }
+    }
+
+    pub fn cooldown_remaining_ms(&self, now_ms: u64, cooldown_ms: u64) -> u64 {
+        match self.last_execution_ms {
+            Some(at) => (at + cooldown_ms).saturating_sub(now_ms),
+            None => 0,
+        }
+    }
+
+    /// Restores the cooldown clock after a restart from the last executed rollback's age.
+    pub fn set_last_execution_ms(&mut self, at_ms: u64) {
+        self.last_execution_ms = Some(at_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const COOLDOWN: u64 = 900_000;
+
+    #[test]
+    fn life_cycle_moves_only_forward() {
+        use EventStatus::*;
+        assert!(Pending.can_move_to(Executing));
+        assert!(Executing.can_move_to(Validating));
+        assert!(Validating.can_move_to(Completed));
+        for s in [Pending, Executing, Validating] {
+            assert!(s.can_move_to(Failed));
+        }
+        assert!(!Pending.can_move_to(Completed));
+        assert!(!Completed.can_move_to(Failed));
+        assert!(!Failed.can_move_to(Executing));
+        assert!(!Suppressed.can_move_to(Executing));
+        assert!(!DryRun.can_move_to(Executing));
+        for s in EventStatus::ALL {
+            assert_eq!(EventStatus::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn a_second_trigger_while_executing_is_suppressed() {
+        let mut g = Guard::default();
+        assert_eq!(
+            g.decide_rollback(
+                "a",
+                TriggerType::Watchdog,
+                false,
+                Some(MODE_SESSION_TARGETED),
+                0,
+                COOLDOWN
+            ),
+            Decision::Execute
+        );
+        assert_eq!(
+            g.decide_rollback(
+                "b",
+                TriggerType::Manual,
+                false,
+                Some(MODE_SESSION_TARGETED),
+                1,
+                COOLDOWN
+            ),
+            Decision::Suppress(SuppressReason::InProgress)
+        );
+        g.finish("b");
+        assert_eq!(g.in_progress(), Some("a"), "a stale id frees nothing");
+        g.finish("a");
+        assert_eq!(g.in_progress(), None);
+    }
+
+    #[test]
+    fn already_rolled_back_is_suppressed_for_everyone() {
+        let mut g = Guard::default();
+        for t in TriggerType::ALL {
+            assert_eq!(
+                g.decide_rollback("a", t, false, Some(MODE_UNIVERSAL_CYCLE_4), 0, COOLDOWN),
+                Decision::Suppress(SuppressReason::AlreadyRolledBack)
+            );
+        }
+    }
+
+    #[test]
+    fn cooldown_holds_automatic_triggers_only() {
+        let mut g = Guard::default();
+        assert_eq!(
+            g.decide_rollback("a", TriggerType::Manual, false, None, 1_000, COOLDOWN),
+            Decision::Execute
+        );
+        g.finish("a");
+        let now = 1_000 + COOLDOWN - 1;
+        assert_eq!(g.cooldown_remaining_ms(now, COOLDOWN), 1);
+        assert_eq!(
+            g.decide_rollback("b", TriggerType::Watchdog, false, None, now, COOLDOWN),
+            Decision::Suppress(SuppressReason::Cooldown)
+        );
+        assert_eq!(
+            g.decide_rollback("c", TriggerType::Alertmanager, false, None, now, COOLDOWN),
+            Decision::Suppress(SuppressReason::Cooldown)
+        );
+        assert_eq!(
+            g.decide_rollback("d", TriggerType::Manual, false, None, now, COOLDOWN),
+            Decision::Execute
+        );
+        g.finish("d");
+        let later = now + COOLDOWN;
+        assert_eq!(
+            g.decide_rollback("e", TriggerType::Watchdog, false, None, later, COOLDOWN),
+            Decision::Execute
+        );
+    }
+
+    #[test]
+    fn dry_runs_never_take_the_slot_and_say_what_would_happen() {
+        let mut g = Guard::default();
+        assert_eq!(
+            g.decide_rollback("a", TriggerType::Manual, true, None, 0, COOLDOWN),
+            Decision::DryRun {
+                would_suppress: None
+            }
+        );
+        assert_eq!(g.in_progress(), None);
+        assert_eq!(
+            g.decide_rollback(
+                "b",
+                TriggerType::Manual,
+                true,
+                Some(MODE_UNIVERSAL_CYCLE_4),
+                0,
+                COOLDOWN
+            ),
+            Decision::DryRun {
+                would_suppress: Some(SuppressReason::AlreadyRolledBack)
+            }
+        );
+    }
+
+    #[test]
+    fn restore_waits_for_an_execution() {
+        let mut g = Guard::default();
+        assert_eq!(
+            g.decide_rollback("a", TriggerType::Manual, false, None, 0, COOLDOWN),
+            Decision::Execute
+        );
+        assert_eq!(g.begin_restore("r"), Err(SuppressReason::InProgress));
+        g.finish("a");
+        assert_eq!(g.begin_restore("r"), Ok(()));
+        assert_eq!(
+            g.decide_rollback("b", TriggerType::Manual, false, None, 0, COOLDOWN),
+            Decision::Suppress(SuppressReason::InProgress)
+        );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Request {
+            trigger: usize,
+            dry: bool,
+            rolled_back: bool,
+        },
+        Restore,
+        FinishOldest,
+        FinishStale,
+        Tick(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..3, any::<bool>(), any::<bool>()).prop_map(|(trigger, dry, rolled_back)| {
+                Op::Request {
+                    trigger,
+                    dry,
+                    rolled_back,
+                }
+            }),
+            Just(Op::Restore),
+            Just(Op::FinishOldest),
+            Just(Op::FinishStale),
+            (0u64..2_000_000).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_sequence_yields_two_concurrent_executions(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut g = Guard::default();
+            let mut running: Vec<String> = Vec::new();
+            let mut now = 0u64;
+            for (i, op) in ops.into_iter().enumerate() {
+                let id = format!("e{i}");
+                match op {
+                    Op::Request { trigger, dry, rolled_back } => {
+                        let mode = if rolled_back { MODE_UNIVERSAL_CYCLE_4 } else { MODE_SESSION_TARGETED };
+                        let d = g.decide_rollback(&id, TriggerType::ALL[trigger], dry, Some(mode), now, COOLDOWN);
+                        if d == Decision::Execute {
+                            prop_assert!(running.is_empty(), "executed while {:?} runs", running);
+                            running.push(id);
+                        }
+                        if dry { let is_dry = matches!(d, Decision::DryRun { .. }); prop_assert!(is_dry); }
+                    }
+                    Op::Restore => {
+                        if g.begin_restore(&id).is_ok() {
+                            prop_assert!(running.is_empty());
+                            running.push(id);
+                        }
+                    }
+                    Op::FinishOldest => {
+                        if let Some(id) = running.pop() { g.finish(&id); }
+                    }
+                    Op::FinishStale => g.finish("never-started"),
+                    Op::Tick(ms) => now += ms,
+                }
+                prop_assert_eq!(g.in_progress().map(str::to_owned), running.first().cloned());
+            }
+        }
+    }
+}

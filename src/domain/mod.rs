@@ -1,0 +1,11 @@
+//! The domain core: conditions, the rollback life cycle and recovery validation.
+//! Nothing here does I/O or reads a clock; callers pass time in.
+
+pub mod condition;
+pub mod lifecycle;
+pub mod target_status;
+pub mod validation;
+
+pub use condition::{ConditionSpec, Operator, Samples, Status, Trend};
+pub use lifecycle::{Action, Decision, EventStatus, Guard, SuppressReason, TriggerType};
+pub use target_status::{Agent, SwitchRequest, TargetStatus};

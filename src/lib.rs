@@ -1,0 +1,5 @@
+//! rollbackd guards a live trading system: it watches four health conditions, rolls the system
+//! back to a known-good parameter profile when they degrade, proves the recovery, and keeps a
+//! durable record of all of it.
+
+pub mod domain;
