@@ -2,4 +2,5 @@
 //! back to a known-good parameter profile when they degrade, proves the recovery, and keeps a
 //! durable record of all of it.
 
+pub mod config;
 pub mod domain;
