@@ -711,12 +711,14 @@ fn build(
             match field {
                 "critical_threshold" => spec.critical = *value,
                 "warning_threshold" => spec.warning = *value,
-                other => return Err(terr(
-                    key,
-                    format!(
+                other => {
+                    return Err(terr(
+                        key,
+                        format!(
                         "unknown field {other:?}; expected critical_threshold or warning_threshold"
                     ),
-                )),
+                    ))
+                }
             }
         }
     }

@@ -1,0 +1,982 @@
+//! The durable history in SQLite: rollback events, their transitions, validation runs and the
+//! Alertmanager alerts received. Every table is append-only (SQLite triggers refuse UPDATE and
+//! DELETE), the journal is WAL with `synchronous=FULL`, and a write is acknowledged only after
+//! its transaction committed. Writes go through one writer thread that commits whatever has
+//! queued up in one transaction (group commit), so a burst shares one fsync.
+
+use crate::domain::condition::Status;
+use crate::domain::lifecycle::{Action, EventStatus, TriggerType};
+use crate::domain::validation::Check;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open history at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("history storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("history storage is closed")]
+    Closed,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConditionSnapshot {
+    pub condition: String,
+    pub value: Option<f64>,
+    pub status: Status,
+    pub warning_threshold: f64,
+    pub critical_threshold: f64,
+}
+
+/// What is known when an event is created; never changes afterwards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub id: String,
+    pub action: Action,
+    pub trigger_type: TriggerType,
+    pub source: String,
+    pub reason: String,
+    pub actor: String,
+    pub dry_run: bool,
+    pub alert_names: Vec<String>,
+    pub fingerprints: Vec<String>,
+    pub conditions: Vec<ConditionSnapshot>,
+    pub mode_before: Option<String>,
+    pub parameters_before: Option<BTreeMap<String, Value>>,
+    pub target_mode: String,
+    pub target_parameters: BTreeMap<String, f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a transition adds. The final transition carries the outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransitionDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters_after: Option<BTreeMap<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub status: EventStatus,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub detail: TransitionDetail,
+}
+
+/// An event as the API shows it: what it was, where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    pub event: NewEvent,
+    pub status: EventStatus,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub suppressed_reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub parameters_after: Option<BTreeMap<String, Value>>,
+    pub duration_ms: Option<u64>,
+    pub validation_score: Option<f64>,
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<Transition>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validations: Option<Vec<ValidationRun>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationKind {
+    Initial,
+    Stability,
+    Recovered,
+}
+
+impl ValidationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationKind::Initial => "initial",
+            ValidationKind::Stability => "stability",
+            ValidationKind::Recovered => "recovered",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRun {
+    /// Assigned by the store; 0 before it is stored.
+    pub id: i64,
+    pub event_id: String,
+    pub kind: ValidationKind,
+    pub at: DateTime<Utc>,
+    pub score: f64,
+    pub passed: bool,
+    pub pass_score: f64,
+    pub checks: Vec<Check>,
+    pub note: Option<String>,
+}
+
+/// One alert of an Alertmanager delivery, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub fingerprint: String,
+    pub starts_at: String,
+    pub status: String,
+    pub alertname: String,
+    pub labels: BTreeMap<String, String>,
+    pub requests_rollback: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    pub limit: u32,
+    pub before: Option<String>,
+    pub trigger_type: Option<TriggerType>,
+    pub status: Option<EventStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ValidationQuery {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub event_id: Option<String>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS rollback_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    trigger_type TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollback_transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL REFERENCES rollback_events(id),
+    status TEXT NOT NULL,
+    at TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rollback_transitions_by_event ON rollback_transitions(event_id, seq);
+CREATE TABLE IF NOT EXISTS validation_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL REFERENCES rollback_events(id),
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS validation_runs_by_event ON validation_runs(event_id, id);
+CREATE TABLE IF NOT EXISTS webhook_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (fingerprint, starts_at, status)
+);
+"#;
+
+const APPEND_ONLY_TABLES: [&str; 4] = [
+    "rollback_events",
+    "rollback_transitions",
+    "validation_runs",
+    "webhook_alerts",
+];
+
+enum Job {
+    InsertEvent(Box<NewEvent>, EventStatus, TransitionDetail),
+    Transition(String, EventStatus, TransitionDetail),
+    InsertValidation(Box<ValidationRun>),
+    RecordAlerts(Vec<AlertRecord>),
+}
+
+enum Done {
+    Unit,
+    Id(i64),
+    New(Vec<bool>),
+}
+
+type Reply = oneshot::Sender<Result<Done>>;
+
+/// Cheap to clone; all clones share one writer and one reader connection.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<(Job, Reply)>,
+    reader: Arc<Mutex<Connection>>,
+    healthy: Arc<AtomicBool>,
+    path: PathBuf,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Open {
+            path: path.display().to_string(),
+            message: format!("journal_mode is {mode}, WAL is required"),
+        });
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let mut conn = open_connection(path)?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        for table in APPEND_ONLY_TABLES {
+            tx.execute_batch(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} BEGIN SELECT RAISE(ABORT, 'history is append-only: {table} rows cannot be changed'); END;
+                 CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, 'history is append-only: {table} rows cannot be deleted'); END;"
+            ))?;
+        }
+        tx.commit()?;
+        let reader = open_connection(path)?;
+        let (tx, rx) = mpsc::channel::<(Job, Reply)>();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let h = healthy.clone();
+        std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || writer_loop(conn, rx, h))
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Store {
+            writer: tx,
+            reader: Arc::new(Mutex::new(reader)),
+            healthy,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// False after a write failed, until one succeeds again.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    async fn submit(&self, job: Job) -> Result<Done> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((job, tx))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stores a new event with its first status, durably.
+    pub async fn insert_event(
+        &self,
+        event: NewEvent,
+        status: EventStatus,
+        detail: TransitionDetail,
+    ) -> Result<()> {
+        self.submit(Job::InsertEvent(Box::new(event), status, detail))
+            .await
+            .map(|_| ())
+    }
+
+    /// Moves an event on; refused unless the life cycle allows the move.
+    pub async fn transition(
+        &self,
+        event_id: &str,
+        status: EventStatus,
+        detail: TransitionDetail,
+    ) -> Result<()> {
+        self.submit(Job::Transition(event_id.to_owned(), status, detail))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn insert_validation(&self, run: ValidationRun) -> Result<i64> {
+        match self.submit(Job::InsertValidation(Box::new(run))).await? {
+            Done::Id(id) => Ok(id),
+            _ => unreachable!("validation insert returns an id"),
+        }
+    }
+
+    /// Records alerts; for each, whether it was new (not a resend of an already recorded one).
+    pub async fn record_alerts(&self, alerts: Vec<AlertRecord>) -> Result<Vec<bool>> {
+        match self.submit(Job::RecordAlerts(alerts)).await? {
+            Done::New(v) => Ok(v),
+            _ => unreachable!("alert record returns flags"),
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("history read task failed: {e}")))?
+    }
+
+    pub async fn get_event(&self, id: &str) -> Result<Option<EventView>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let Some(mut view) = query_events(c, "WHERE e.id = ?1", &[&id], 1)?.pop() else { return Ok(None) };
+            let mut stmt = c.prepare("SELECT status, at, detail FROM rollback_transitions WHERE event_id = ?1 ORDER BY seq")?;
+            let transitions = stmt
+                .query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .map(|row| {
+                    let (status, at, detail) = row?;
+                    Ok(Transition { status: parse_status(&status)?, at: parse_time(&at)?, detail: from_json(&detail)? })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            view.transitions = Some(transitions);
+            view.validations = Some(query_validations(c, &ValidationQuery { limit: 1000, before: None, event_id: Some(id) })?);
+            Ok(Some(view))
+        })
+        .await
+    }
+
+    pub async fn event_exists(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.query_row("SELECT 1 FROM rollback_events WHERE id = ?1", [&id], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some(),
+            )
+        })
+        .await
+    }
+
+    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<EventView>> {
+        self.read(move |c| {
+            let mut clauses: Vec<String> = Vec::new();
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            if let Some(before) = &q.before {
+                let seq: Option<i64> = c
+                    .query_row(
+                        "SELECT seq FROM rollback_events WHERE id = ?1",
+                        [before],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let seq = seq.ok_or_else(|| {
+                    StoreError::Invalid(format!("before: no event with id {before:?}"))
+                })?;
+                args.push(Box::new(seq));
+                clauses.push(format!("e.seq < ?{}", args.len()));
+            }
+            if let Some(t) = q.trigger_type {
+                args.push(Box::new(t.as_str()));
+                clauses.push(format!("e.trigger_type = ?{}", args.len()));
+            }
+            if let Some(s) = q.status {
+                args.push(Box::new(s.as_str()));
+                clauses.push(format!("t.status = ?{}", args.len()));
+            }
+            if let Some(since) = q.since {
+                args.push(Box::new(since.timestamp_millis()));
+                clauses.push(format!("e.created_ms >= ?{}", args.len()));
+            }
+            if let Some(until) = q.until {
+                args.push(Box::new(until.timestamp_millis()));
+                clauses.push(format!("e.created_ms < ?{}", args.len()));
+            }
+            let filter = if clauses.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", clauses.join(" AND "))
+            };
+            let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+            query_events(c, &filter, &refs, q.limit)
+        })
+        .await
+    }
+
+    /// Events a crash left between `pending` and a final status, oldest first.
+    pub async fn unfinished_events(&self) -> Result<Vec<EventView>> {
+        self.read(|c| {
+            let mut v = query_events(
+                c,
+                "WHERE t.status IN ('pending', 'executing', 'validating')",
+                &[],
+                u32::MAX,
+            )?;
+            v.reverse();
+            Ok(v)
+        })
+        .await
+    }
+
+    /// The latest rollback that touched the target (for the cooldown and the status page).
+    pub async fn last_executed(&self) -> Result<Option<EventView>> {
+        self.read(|c| {
+            Ok(query_events(
+                c,
+                "WHERE e.action = 'rollback' AND t.status NOT IN ('suppressed', 'dry_run')",
+                &[],
+                1,
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    pub async fn list_validations(&self, q: ValidationQuery) -> Result<Vec<ValidationRun>> {
+        self.read(move |c| query_validations(c, &q)).await
+    }
+
+    /// Every alert key recorded, to warm the in-memory resend filter at start.
+    pub async fn alert_keys(&self) -> Result<Vec<(String, String, String)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT fingerprint, starts_at, status FROM webhook_alerts")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+const EVENT_SELECT: &str = "SELECT e.body, t.status, t.at, t.detail FROM rollback_events e \
+    JOIN rollback_transitions t ON t.seq = (SELECT MAX(seq) FROM rollback_transitions WHERE event_id = e.id)";
+
+fn query_events(
+    c: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+    limit: u32,
+) -> Result<Vec<EventView>> {
+    let sql = format!("{EVENT_SELECT} {filter} ORDER BY e.seq DESC LIMIT {limit}");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(args, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (body, status, at, detail) = row?;
+        let event: NewEvent = from_json(&body)?;
+        let status = parse_status(&status)?;
+        let at = parse_time(&at)?;
+        let d: TransitionDetail = from_json(&detail)?;
+        Ok(EventView {
+            event,
+            status,
+            updated_at: at,
+            finished_at: status.is_terminal().then_some(at),
+            suppressed_reason: d.suppressed_reason,
+            failure_reason: d.failure_reason,
+            parameters_after: d.parameters_after,
+            duration_ms: d.duration_ms,
+            validation_score: d.validation_score,
+            note: d.note,
+            transitions: None,
+            validations: None,
+        })
+    })
+    .collect()
+}
+
+fn query_validations(c: &Connection, q: &ValidationQuery) -> Result<Vec<ValidationRun>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, body FROM validation_runs WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![q.before, q.event_id, q.limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (id, body) = row?;
+        let mut run: ValidationRun = from_json(&body)?;
+        run.id = id;
+        Ok(run)
+    })
+    .collect()
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("unreadable history row: {e}")))
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("history rows serialize")
+}
+
+fn parse_status(s: &str) -> Result<EventStatus> {
+    EventStatus::parse(s)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown status {s:?} in history")))
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Invalid(format!("bad time {s:?} in history: {e}")))
+}
+
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Up to this many queued writes share one transaction.
+const MAX_BATCH: usize = 512;
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(Job, Reply)>, healthy: Arc<AtomicBool>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut results: Vec<Result<Done>> = Vec::with_capacity(batch.len());
+        let committed = (|| -> Result<()> {
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (job, _) in &batch {
+                // A savepoint per job: one bad job fails alone, the others still commit.
+                let mut sp = tx.savepoint()?;
+                let r = apply(&sp, job);
+                if r.is_ok() {
+                    sp.commit()?;
+                } else {
+                    sp.rollback()?;
+                    sp.commit()?;
+                }
+                results.push(r);
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        match committed {
+            Ok(()) => {
+                healthy.store(true, Ordering::Relaxed);
+                for ((_, reply), r) in batch.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                healthy.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, "history write failed; nothing in the batch was acknowledged");
+                let msg = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Invalid(format!(
+                        "history write failed: {msg}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+fn latest_status(c: &Connection, event_id: &str) -> Result<Option<EventStatus>> {
+    let s: Option<String> = c
+        .query_row(
+            "SELECT status FROM rollback_transitions WHERE event_id = ?1 ORDER BY seq DESC LIMIT 1",
+            [event_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(|s| parse_status(&s)).transpose()
+}
+
+fn apply(c: &Connection, job: &Job) -> Result<Done> {
+    let now = format_time(&Utc::now());
+    match job {
+        Job::InsertEvent(ev, status, detail) => {
+            if !matches!(
+                status,
+                EventStatus::Pending | EventStatus::Suppressed | EventStatus::DryRun
+            ) {
+                return Err(StoreError::Invalid(format!(
+                    "an event cannot start as {status}"
+                )));
+            }
+            c.prepare_cached("INSERT INTO rollback_events (id, created_at, created_ms, action, trigger_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.action.as_str(), ev.trigger_type.as_str(), to_json(ev)])?;
+            c.prepare_cached("INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![ev.id, status.as_str(), format_time(&ev.created_at), to_json(detail)])?;
+            Ok(Done::Unit)
+        }
+        Job::Transition(id, status, detail) => {
+            let current = latest_status(c, id)?
+                .ok_or_else(|| StoreError::Invalid(format!("no event with id {id:?}")))?;
+            if !current.can_move_to(*status) {
+                return Err(StoreError::Invalid(format!(
+                    "event {id} cannot move from {current} to {status}"
+                )));
+            }
+            c.prepare_cached("INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![id, status.as_str(), now, to_json(detail)])?;
+            Ok(Done::Unit)
+        }
+        Job::InsertValidation(run) => {
+            c.prepare_cached(
+                "INSERT INTO validation_runs (event_id, kind, at, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                run.event_id,
+                run.kind.as_str(),
+                format_time(&run.at),
+                to_json(run)
+            ])?;
+            Ok(Done::Id(c.last_insert_rowid()))
+        }
+        Job::RecordAlerts(alerts) => {
+            let mut stmt = c.prepare_cached(
+                "INSERT OR IGNORE INTO webhook_alerts (fingerprint, starts_at, status, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut fresh = Vec::with_capacity(alerts.len());
+            for a in alerts {
+                let n = stmt.execute(params![
+                    a.fingerprint,
+                    a.starts_at,
+                    a.status,
+                    format_time(&a.received_at),
+                    to_json(a)
+                ])?;
+                fresh.push(n == 1);
+            }
+            Ok(Done::New(fresh))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            action: Action::Rollback,
+            trigger_type: TriggerType::Manual,
+            source: "test".into(),
+            reason: "because".into(),
+            actor: "ops".into(),
+            dry_run: false,
+            alert_names: vec![],
+            fingerprints: vec![],
+            conditions: vec![],
+            mode_before: Some("session_targeted".into()),
+            parameters_before: None,
+            target_mode: "universal_cycle_4".into(),
+            target_parameters: BTreeMap::from([("confidence_threshold".into(), 0.55)]),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_move_through_the_life_cycle_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        {
+            let s = Store::open(&path).unwrap();
+            s.insert_event(
+                event("a"),
+                EventStatus::Pending,
+                TransitionDetail::default(),
+            )
+            .await
+            .unwrap();
+            s.transition("a", EventStatus::Executing, TransitionDetail::default())
+                .await
+                .unwrap();
+            let bad = s
+                .transition("a", EventStatus::Completed, TransitionDetail::default())
+                .await
+                .unwrap_err();
+            assert!(
+                bad.to_string()
+                    .contains("cannot move from executing to completed"),
+                "{bad}"
+            );
+            s.transition("a", EventStatus::Validating, TransitionDetail::default())
+                .await
+                .unwrap();
+            let d = TransitionDetail {
+                validation_score: Some(100.0),
+                duration_ms: Some(12),
+                ..Default::default()
+            };
+            s.transition("a", EventStatus::Completed, d).await.unwrap();
+            assert!(
+                s.transition("a", EventStatus::Failed, TransitionDetail::default())
+                    .await
+                    .is_err(),
+                "terminal is final"
+            );
+            s.insert_event(
+                event("b"),
+                EventStatus::Suppressed,
+                TransitionDetail {
+                    suppressed_reason: Some("cooldown".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            s.insert_event(
+                event("c"),
+                EventStatus::Pending,
+                TransitionDetail::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let a = s.get_event("a").await.unwrap().unwrap();
+        assert_eq!(a.status, EventStatus::Completed);
+        assert_eq!(a.validation_score, Some(100.0));
+        assert_eq!(a.transitions.as_ref().unwrap().len(), 4);
+        let all = s
+            .list_events(EventQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+            ["c", "b", "a"]
+        );
+        let page = s
+            .list_events(EventQuery {
+                limit: 10,
+                before: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        let sup = s
+            .list_events(EventQuery {
+                limit: 10,
+                status: Some(EventStatus::Suppressed),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(sup[0].suppressed_reason.as_deref(), Some("cooldown"));
+        let unfinished = s.unfinished_events().await.unwrap();
+        assert_eq!(
+            unfinished
+                .iter()
+                .map(|e| e.event.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(s.last_executed().await.unwrap().unwrap().event.id, "c");
+    }
+
+    #[tokio::test]
+    async fn history_refuses_updates_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let s = Store::open(&path).unwrap();
+        s.insert_event(
+            event("a"),
+            EventStatus::Pending,
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        let run = ValidationRun {
+            id: 0,
+            event_id: "a".into(),
+            kind: ValidationKind::Initial,
+            at: Utc::now(),
+            score: 1.0,
+            passed: false,
+            pass_score: 85.0,
+            checks: vec![],
+            note: None,
+        };
+        s.insert_validation(run).await.unwrap();
+        let alert = AlertRecord {
+            fingerprint: "f".into(),
+            starts_at: "t".into(),
+            status: "firing".into(),
+            alertname: "X".into(),
+            labels: BTreeMap::new(),
+            requests_rollback: false,
+            received_at: Utc::now(),
+        };
+        s.record_alerts(vec![alert]).await.unwrap();
+        let c = Connection::open(&path).unwrap();
+        for sql in [
+            "UPDATE rollback_events SET body = '{}'",
+            "DELETE FROM rollback_events",
+            "UPDATE rollback_transitions SET status = 'completed'",
+            "DELETE FROM rollback_transitions",
+            "DELETE FROM validation_runs",
+            "UPDATE webhook_alerts SET status = 'x'",
+        ] {
+            let e = c.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("append-only"), "{sql}: {e}");
+        }
+        let wal: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wal, "wal");
+        assert!(s.get_event("a").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn alerts_are_new_once_and_concurrent_writers_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("h.db")).unwrap();
+        let alert = |fp: &str, status: &str| AlertRecord {
+            fingerprint: fp.into(),
+            starts_at: "2026-11-23T10:00:00Z".into(),
+            status: status.into(),
+            alertname: "X".into(),
+            labels: BTreeMap::new(),
+            requests_rollback: true,
+            received_at: Utc::now(),
+        };
+        let mut handles = Vec::new();
+        for _ in 0..50 {
+            let s = s.clone();
+            let a = alert("f1", "firing");
+            handles.push(tokio::spawn(async move {
+                s.record_alerts(vec![a]).await.unwrap()[0]
+            }));
+        }
+        let mut fresh = 0;
+        for h in handles {
+            fresh += h.await.unwrap() as u32;
+        }
+        assert_eq!(fresh, 1, "exactly one of 50 concurrent deliveries is new");
+        assert_eq!(
+            s.record_alerts(vec![alert("f1", "resolved"), alert("f2", "firing")])
+                .await
+                .unwrap(),
+            vec![true, true]
+        );
+        assert_eq!(s.alert_keys().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn validations_page_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("h.db")).unwrap();
+        s.insert_event(
+            event("a"),
+            EventStatus::Pending,
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        for i in 0..3 {
+            let run = ValidationRun {
+                id: 0,
+                event_id: "a".into(),
+                kind: ValidationKind::Initial,
+                at: Utc::now(),
+                score: i as f64,
+                passed: false,
+                pass_score: 85.0,
+                checks: vec![],
+                note: None,
+            };
+            s.insert_validation(run).await.unwrap();
+        }
+        let v = s
+            .list_validations(ValidationQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(v.iter().map(|r| r.score).collect::<Vec<_>>(), [2.0, 1.0]);
+        let rest = s
+            .list_validations(ValidationQuery {
+                limit: 10,
+                before: Some(v[1].id),
+                event_id: Some("a".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        let missing = s
+            .insert_validation(ValidationRun {
+                id: 0,
+                event_id: "nope".into(),
+                kind: ValidationKind::Initial,
+                at: Utc::now(),
+                score: 0.0,
+                passed: false,
+                pass_score: 85.0,
+                checks: vec![],
+                note: None,
+            })
+            .await;
+        assert!(
+            missing.is_err(),
+            "a validation must belong to a stored event"
+        );
+    }
+
+    #[test]
+    fn an_unwritable_path_is_a_clear_error() {
+        let e = Store::open(Path::new("/proc/rollbackd/h.db"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("cannot open history at /proc/rollbackd/h.db"),
+            "{e}"
+        );
+    }
+}
