@@ -4,4 +4,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod metrics;
+pub mod simulator;
 pub mod store;
+pub mod target;

@@ -1,0 +1,330 @@
+//! A trading system that speaks the target contract (`GET /v1/status`, `PUT /v1/mode`), with
+//! scenarios for the ways a real one misbehaves and control endpoints for tests and demos:
+//! `PUT /v1/sim/metrics` (partial metrics), `PUT /v1/sim/agents` (`{"healthy": N}`),
+//! `PUT /v1/sim/scenario` (`{"scenario": NAME, "delay_ms": N}`), `GET /v1/sim/switches`.
+
+use crate::domain::lifecycle::{MODE_SESSION_TARGETED, MODE_UNIVERSAL_CYCLE_4};
+use crate::domain::{Agent, SwitchRequest, TargetStatus};
+use axum::extract::{rejection::JsonRejection, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Healthy and still.
+    Steady,
+    /// Walk-forward stability falls and overfitting rises until a rollback, then they recover.
+    Degrading,
+    /// Every second request answers 503.
+    Flaky,
+    /// Every answer takes `delay_ms` (1500 ms unless set).
+    Slow,
+    /// Answers a switch with 200 but keeps its mode and parameters.
+    AcceptsButDoesNotApply,
+    /// Two of the eight agents are down.
+    AgentsDown,
+}
+
+pub const AGENTS: u32 = 8;
+const SLOW_DEFAULT: Duration = Duration::from_millis(1500);
+/// Per second while degrading, and twice that while recovering in `universal_cycle_4`.
+const STABILITY_DROP: f64 = 3.0;
+const OVERFIT_RISE: f64 = 0.02;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedSwitch {
+    pub event_id: String,
+    pub mode: String,
+    pub parameters: BTreeMap<String, f64>,
+    pub reason: String,
+}
+
+struct Sim {
+    scenario: Scenario,
+    delay: Option<Duration>,
+    status: TargetStatus,
+    requests: u64,
+    last_tick: Instant,
+    seen_events: HashSet<String>,
+    switches: Vec<AppliedSwitch>,
+}
+
+fn healthy_status(healthy_agents: u32) -> TargetStatus {
+    TargetStatus {
+        mode: MODE_SESSION_TARGETED.into(),
+        parameters: [
+            ("confidence_threshold".to_string(), json!(0.62)),
+            ("risk_reward_ratio".to_string(), json!(2.1)),
+        ]
+        .into(),
+        agents: (1..=AGENTS)
+            .map(|i| Agent {
+                id: format!("agent-{i}"),
+                healthy: i <= healthy_agents,
+            })
+            .collect(),
+        metrics: [
+            ("walk_forward_stability".to_string(), json!(72.5)),
+            ("overfitting_score".to_string(), json!(0.21)),
+            ("consecutive_losses".to_string(), json!(1)),
+            ("max_drawdown".to_string(), json!(1.2)),
+        ]
+        .into(),
+    }
+}
+
+impl Sim {
+    fn new(scenario: Scenario) -> Sim {
+        let healthy = if scenario == Scenario::AgentsDown {
+            AGENTS - 2
+        } else {
+            AGENTS
+        };
+        Sim {
+            scenario,
+            delay: None,
+            status: healthy_status(healthy),
+            requests: 0,
+            last_tick: Instant::now(),
+            seen_events: HashSet::new(),
+            switches: Vec::new(),
+        }
+    }
+
+    /// Moves the degrading scenario's metrics on by the time since the last look.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        if self.scenario != Scenario::Degrading {
+            return;
+        }
+        let recovering = self.status.mode == MODE_UNIVERSAL_CYCLE_4;
+        let sign = if recovering { -2.0 } else { 1.0 };
+        let m = &mut self.status.metrics;
+        if let Some(v) = m.get("walk_forward_stability").and_then(Value::as_f64) {
+            m.insert(
+                "walk_forward_stability".into(),
+                json!((v - sign * STABILITY_DROP * dt).clamp(20.0, 72.5)),
+            );
+        }
+        if let Some(v) = m.get("overfitting_score").and_then(Value::as_f64) {
+            m.insert(
+                "overfitting_score".into(),
+                json!((v + sign * OVERFIT_RISE * dt).clamp(0.21, 0.9)),
+            );
+        }
+    }
+
+    /// Counts the request; says whether this one fails (flaky) and how long to stall.
+    fn admit(&mut self) -> (bool, Option<Duration>) {
+        self.requests += 1;
+        let fail = self.scenario == Scenario::Flaky && self.requests % 2 == 0;
+        let delay = self
+            .delay
+            .or((self.scenario == Scenario::Slow).then_some(SLOW_DEFAULT));
+        (fail, delay)
+    }
+}
+
+#[derive(Clone)]
+pub struct Simulator {
+    sim: Arc<Mutex<Sim>>,
+}
+
+impl Simulator {
+    pub fn new(scenario: Scenario) -> Simulator {
+        Simulator {
+            sim: Arc::new(Mutex::new(Sim::new(scenario))),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sim> {
+        self.sim.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn switches(&self) -> Vec<AppliedSwitch> {
+        self.lock().switches.clone()
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/status", get(status))
+            .route("/v1/mode", put(switch))
+            .route("/v1/sim/metrics", put(set_metrics))
+            .route("/v1/sim/agents", put(set_agents))
+            .route("/v1/sim/scenario", put(set_scenario))
+            .route("/v1/sim/switches", get(list_switches))
+            .with_state(self.clone())
+    }
+}
+
+/// Serves the simulator until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    scenario: Scenario,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sim = Simulator::new(scenario);
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"code": "invalid_request", "message": message.into()}})),
+    )
+        .into_response()
+}
+
+async fn stall(delay: Option<Duration>) {
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": {"code": "unavailable", "message": "flaky scenario: try again"}})),
+    )
+        .into_response()
+}
+
+async fn status(State(s): State<Simulator>) -> Response {
+    let (fail, delay) = s.lock().admit();
+    stall(delay).await;
+    if fail {
+        return unavailable();
+    }
+    let mut sim = s.lock();
+    sim.tick();
+    Json(sim.status.clone()).into_response()
+}
+
+async fn switch(
+    State(s): State<Simulator>,
+    body: Result<Json<SwitchRequest>, JsonRejection>,
+) -> Response {
+    let (fail, delay) = s.lock().admit();
+    stall(delay).await;
+    if fail {
+        return unavailable();
+    }
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    if req.event_id.trim().is_empty() {
+        return bad_request("event_id is required");
+    }
+    if req.mode != MODE_SESSION_TARGETED && req.mode != MODE_UNIVERSAL_CYCLE_4 {
+        return bad_request(format!("unknown mode {:?}", req.mode));
+    }
+    let mut sim = s.lock();
+    sim.tick();
+    // A repeated event_id is answered with the current status and changes nothing.
+    if sim.seen_events.insert(req.event_id.clone())
+        && sim.scenario != Scenario::AcceptsButDoesNotApply
+    {
+        sim.status.mode = req.mode.clone();
+        sim.status.parameters = if req.parameters.is_empty() && req.mode == MODE_SESSION_TARGETED {
+            healthy_status(0).parameters
+        } else {
+            req.parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect()
+        };
+        sim.switches.push(AppliedSwitch {
+            event_id: req.event_id,
+            mode: req.mode,
+            parameters: req.parameters,
+            reason: req.reason,
+        });
+    }
+    Json(sim.status.clone()).into_response()
+}
+
+async fn set_metrics(
+    State(s): State<Simulator>,
+    body: Result<Json<BTreeMap<String, Value>>, JsonRejection>,
+) -> Response {
+    let Json(patch) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    if let Some((k, _)) = patch.iter().find(|(_, v)| !(v.is_number() || v.is_null())) {
+        return bad_request(format!("metric {k:?} must be a number or null"));
+    }
+    let mut sim = s.lock();
+    sim.tick();
+    sim.status.metrics.extend(patch);
+    Json(sim.status.clone()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsPatch {
+    healthy: u32,
+}
+
+async fn set_agents(
+    State(s): State<Simulator>,
+    body: Result<Json<AgentsPatch>, JsonRejection>,
+) -> Response {
+    let Json(patch) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    if patch.healthy > AGENTS {
+        return bad_request(format!("healthy must be 0 to {AGENTS}"));
+    }
+    let mut sim = s.lock();
+    for (i, a) in sim.status.agents.iter_mut().enumerate() {
+        a.healthy = (i as u32) < patch.healthy;
+    }
+    Json(sim.status.clone()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioPatch {
+    scenario: Option<Scenario>,
+    delay_ms: Option<u64>,
+}
+
+async fn set_scenario(
+    State(s): State<Simulator>,
+    body: Result<Json<ScenarioPatch>, JsonRejection>,
+) -> Response {
+    let Json(patch) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let mut sim = s.lock();
+    sim.tick();
+    if let Some(sc) = patch.scenario {
+        sim.scenario = sc;
+    }
+    if let Some(ms) = patch.delay_ms {
+        sim.delay = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    Json(json!({"scenario": sim.scenario, "delay_ms": sim.delay.map(|d| d.as_millis() as u64)}))
+        .into_response()
+}
+
+async fn list_switches(State(s): State<Simulator>) -> Response {
+    Json(json!({"switches": s.lock().switches})).into_response()
+}
