@@ -2,8 +2,15 @@
 //! back to a known-good parameter profile when they degrade, proves the recovery, and keeps a
 //! durable record of all of it.
 
+pub mod alertmanager;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod contacts;
+pub mod demo;
 pub mod domain;
+pub mod engine;
+pub mod http;
 pub mod metrics;
 pub mod simulator;
 pub mod store;

@@ -1,0 +1,360 @@
+//! The JSON API v1: thin handlers over the engine.
+
+use super::auth::{authorize, bearer, Actor, Need};
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::lifecycle::{EventStatus, SuppressReason, TriggerType};
+use crate::engine::{Requested, RollbackRequest};
+use crate::store::{EventQuery, ValidationQuery};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// The longest reason accepted.
+pub const MAX_REASON: usize = 500;
+
+/// A JSON body, strictly: `application/json`, within the size limit, no unknown fields, and a
+/// message naming the field that is wrong.
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// The body of a JSON request, with 415 and 413 answered here.
+pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "expected Content-Type application/json, got {:?}",
+            ct
+        )));
+    }
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("the request body is over the limit")
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON body at {path}: {inner}"))
+        }
+    })
+}
+
+fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
+    authorize(&state.engine.config().auth, bearer(headers)?, need)
+}
+
+fn check_reason(reason: &str) -> Result<String, ApiError> {
+    let trimmed = reason.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::bad_request(
+            "reason is required and must not be blank",
+        ));
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(ApiError::bad_request(format!(
+            "reason is {} characters; at most {MAX_REASON}",
+            reason.chars().count()
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub async fn status(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    Ok(Json(s.engine.status()).into_response())
+}
+
+pub async fn triggers(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    Ok(Json(s.engine.triggers()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    reason: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: String,
+}
+
+pub async fn rollback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: StrictJson<RollbackBody>,
+) -> Result<Response, ApiError> {
+    let who = actor(&s, &headers, Need::Operator)?;
+    let StrictJson(body) = body;
+    let reason = check_reason(&body.reason)?;
+    let req = RollbackRequest {
+        trigger_type: TriggerType::Manual,
+        source: "api".into(),
+        reason,
+        actor: who.name,
+        dry_run: body.dry_run,
+        alert_names: vec![],
+        fingerprints: vec![],
+    };
+    match s.engine.request_rollback(req).await? {
+        // Awaiting a spawned task: a client that hangs up does not cancel the rollback.
+        Requested::Started { done, .. } => {
+            let event = done.await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_ready",
+                    "the rollback task ended early; see the history",
+                )
+            })?;
+            Ok(Json(event).into_response())
+        }
+        Requested::DryRun { event } => Ok(Json(event).into_response()),
+        Requested::Suppressed { event, reason } => {
+            let (code, message) = match reason {
+                SuppressReason::InProgress => (
+                    "rollback_in_progress",
+                    format!("rollback {} is in progress; this request was recorded as suppressed event {}", s.engine.status().in_progress.unwrap_or_default(), event.event.id),
+                ),
+                SuppressReason::AlreadyRolledBack => (
+                    "already_rolled_back",
+                    format!("the trading system is already in {}; recorded as suppressed event {}", event.event.target_mode, event.event.id),
+                ),
+                SuppressReason::Cooldown => ("cooldown", format!("in cooldown; recorded as suppressed event {}", event.event.id)),
+            };
+            Err(ApiError::new(StatusCode::CONFLICT, code, message))
+        }
+    }
+}
+
+pub async fn restore(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: StrictJson<ReasonBody>,
+) -> Result<Response, ApiError> {
+    let who = actor(&s, &headers, Need::Admin)?;
+    let reason = check_reason(&body.0.reason)?;
+    let event = s.engine.restore(reason, who.name).await?;
+    Ok(Json(event).into_response())
+}
+
+pub async fn monitoring_start(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Operator)?;
+    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(true)})).into_response())
+}
+
+pub async fn monitoring_stop(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Operator)?;
+    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(false)})).into_response())
+}
+
+/// Query parameters, refused by name when unknown or malformed.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(q: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+        if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {k:?}; expected one of {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Params(q))
+    }
+
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.0.get("limit") {
+            None => Ok(50),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "limit {v:?} must be a whole number from 1 to 500"
+                    ))
+                }),
+        }
+    }
+
+    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.0
+            .get(key)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "{key} {v:?} must be an RFC 3339 time such as 2026-11-23T10:00:00Z"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+}
+
+pub async fn list_rollbacks(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    let p = Params::new(
+        q,
+        &[
+            "limit",
+            "before",
+            "trigger_type",
+            "status",
+            "since",
+            "until",
+        ],
+    )?;
+    let limit = p.limit()?;
+    let trigger_type =
+        p.0.get("trigger_type")
+            .map(|v| {
+                TriggerType::parse(v).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "trigger_type {v:?} must be watchdog, alertmanager or manual"
+                    ))
+                })
+            })
+            .transpose()?;
+    let status = p
+        .0
+        .get("status")
+        .map(|v| EventStatus::parse(v).ok_or_else(|| ApiError::bad_request(format!("status {v:?} must be one of pending, executing, validating, completed, failed, suppressed, dry_run"))))
+        .transpose()?;
+    let query = EventQuery {
+        limit,
+        before: p.0.get("before").cloned(),
+        trigger_type,
+        status,
+        since: p.time("since")?,
+        until: p.time("until")?,
+    };
+    let events = s.engine.store().list_events(query).await?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.event.id.clone()))
+        .flatten();
+    Ok(Json(json!({"events": events, "next_before": next})).into_response())
+}
+
+pub async fn get_rollback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    match s.engine.store().get_event(&id).await? {
+        Some(e) => Ok(Json(e).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no rollback event with id {id:?}"
+        ))),
+    }
+}
+
+pub async fn list_validations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    let p = Params::new(q, &["limit", "before", "event_id"])?;
+    let limit = p.limit()?;
+    let before =
+        p.0.get("before")
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "before {v:?} must be a validation id (a whole number)"
+                    ))
+                })
+            })
+            .transpose()?;
+    let runs = s
+        .engine
+        .store()
+        .list_validations(ValidationQuery {
+            limit,
+            before,
+            event_id: p.0.get("event_id").cloned(),
+        })
+        .await?;
+    let next = (runs.len() == limit as usize)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({"validations": runs, "next_before": next})).into_response())
+}
+
+/// Alertmanager's webhook: 2xx only once the delivery is durably recorded.
+pub async fn alertmanager(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let m = s.engine.metrics();
+    let reject = |reason: &str, e: ApiError| {
+        m.count_webhook_rejection(reason);
+        e
+    };
+    let headers = req.headers().clone();
+    actor(&s, &headers, Need::Webhook).map_err(|e| reject("unauthorized", e))?;
+    let bytes = json_bytes(req, &()).await.map_err(|e| {
+        let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "malformed"
+        };
+        reject(reason, e)
+    })?;
+    let payload = crate::alertmanager::parse(&bytes).map_err(|e| {
+        let reason = match e {
+            crate::alertmanager::PayloadError::Version(_) => "version",
+            crate::alertmanager::PayloadError::Malformed(_) => "malformed",
+        };
+        reject(reason, ApiError::bad_request(e.to_string()))
+    })?;
+    let outcome = s
+        .engine
+        .receive_alerts(payload)
+        .await
+        .map_err(|e| reject("storage", e.into()))?;
+    Ok(Json(outcome).into_response())
+}

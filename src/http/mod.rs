@@ -1,0 +1,145 @@
+//! The daemon's HTTP surface: a thin layer over the engine. `serve` runs it until a shutdown
+//! signal, then drains: the watchdog stops, streams close, in-flight rollbacks finish or are
+//! left recorded for the next start.
+
+pub mod api;
+pub mod auth;
+pub mod console;
+pub mod error;
+pub mod stream;
+
+use crate::engine::Engine;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::ApiError;
+use serde_json::json;
+use std::future::Future;
+use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Bodies of API requests; the webhook gets more room for large alert groups.
+pub const BODY_LIMIT: usize = 64 * 1024;
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+}
+
+pub fn router(engine: Engine) -> Router {
+    let state = AppState { engine };
+    let api = Router::new()
+        .route("/status", get(api::status))
+        .route("/triggers", get(api::triggers))
+        .route("/rollback", post(api::rollback))
+        .route("/restore", post(api::restore))
+        .route("/monitoring/start", post(api::monitoring_start))
+        .route("/monitoring/stop", post(api::monitoring_stop))
+        .route("/rollbacks", get(api::list_rollbacks))
+        .route("/rollbacks/{id}", get(api::get_rollback))
+        .route("/validations", get(api::list_validations))
+        .route(
+            "/alertmanager",
+            post(api::alertmanager).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
+        .route("/stream", get(stream::stream));
+    let header = |name: &'static str, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(ready))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/app.css", get(console::app_css))
+        .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
+        .layer(header("x-content-type-options", "nosniff"))
+        .layer(header("x-frame-options", "DENY"))
+        .layer(header("referrer-policy", "no-referrer"))
+        .layer(header("cache-control", "no-store"))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let m = s.engine.metrics();
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            m.encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            m.encode_prometheus_text(),
+        )
+            .into_response()
+    }
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    match s.engine.readiness() {
+        Ok(()) => Json(json!({"ready": true})).into_response(),
+        Err(why) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response()
+        }
+    }
+}
+
+/// How long a drain waits for in-flight work before leaving it to the next start.
+pub fn drain_grace(engine: &Engine) -> Duration {
+    let t = &engine.config().target;
+    t.timeout * (t.retries + 1) * 2 + Duration::from_secs(2)
+}
+
+/// Serves until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = engine.shutdown_token();
+    let app = router(engine.clone());
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining requests, closing streams");
+        token.cancel();
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(drain)
+        .await?;
+    engine.shutdown(drain_grace(&engine)).await;
+    tracing::info!("stopped");
+    Ok(())
+}

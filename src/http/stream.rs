@@ -1,0 +1,92 @@
+//! `GET /api/v1/stream`: a WebSocket of JSON messages. A new subscriber first gets the current
+//! status and triggers; a subscriber that falls behind is disconnected, never waited for.
+
+use super::auth::{authorize, bearer, Need};
+use super::error::ApiError;
+use super::AppState;
+use crate::engine::StreamMessage;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// A send that takes longer than this means the client is not reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn stream(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // Browsers cannot set headers on a WebSocket; the token may come as `access_token`.
+    let token = match bearer(&headers)? {
+        Some(t) => Some(t.to_owned()),
+        None => q.get("access_token").cloned(),
+    };
+    authorize(&s.engine.config().auth, token.as_deref(), Need::Read)?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve(socket, s)))
+}
+
+async fn send(socket: &mut WebSocket, msg: &StreamMessage) -> bool {
+    let text = serde_json::to_string(msg).expect("stream messages serialize");
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+async fn serve(mut socket: WebSocket, s: AppState) {
+    let mut rx = s.engine.subscribe();
+    let shutdown = s.engine.shutdown_token();
+    let hello = [
+        StreamMessage::Status(Box::new(s.engine.status())),
+        StreamMessage::TriggerUpdate(Box::new(s.engine.triggers())),
+    ];
+    for m in &hello {
+        if !send(&mut socket, m).await {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                close(&mut socket, 1001, "rollbackd is shutting down").await;
+                return;
+            }
+            msg = rx.recv() => match msg {
+                Ok(m) => {
+                    if !send(&mut socket, &m).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    close(&mut socket, 1008, "too slow: reconnect for the current state").await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {} // clients have nothing to say
+            },
+        }
+    }
+}
