@@ -1,0 +1,532 @@
+//! The shipped alerting kit (`alerting/`) and its runbook (`docs/runbook.md`) are checked with
+//! the real tools and against the product's contract:
+//!
+//! - `promtool check rules`, `promtool test rules`, `promtool check config`, `amtool check-config`,
+//!   `amtool config routes test` and `amtool template render` all succeed. A missing tool FAILS
+//!   (install the Debian packages `prometheus` and `prometheus-alertmanager`).
+//! - Every alert has a severity, team/service labels, summary, description (with the live value)
+//!   and a runbook_url whose anchor is a heading of docs/runbook.md.
+//! - Every metric a rule uses is documented in docs/metrics.md (or is `up`).
+//! - Every alert has a promtool test where it fires and one where it stays silent.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const RUNBOOK_BASE: &str = "https://github.com/rollbackd/rollbackd/blob/main/docs/runbook.md#";
+const INSTALL_HINT: &str = "install the Debian packages `prometheus` and `prometheus-alertmanager` \
+     (apt-get install prometheus prometheus-alertmanager), which provide promtool and amtool";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Files in `dir` (relative to the crate root) ending in `ext`, sorted, as relative paths.
+fn files(dir: &str, ext: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+        .map(|e| e.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(ext))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no *{ext} files in {dir}");
+    out
+}
+
+fn rule_files() -> Vec<String> {
+    files("alerting/rules", ".yml")
+}
+
+fn test_files() -> Vec<String> {
+    files("alerting/tests", ".yml")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+}
+
+/// Runs a tool from the crate root; fails with its whole output unless it succeeds, and fails
+/// with an install hint when the tool is missing. Returns stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                panic!("`{program}` is not installed or not on PATH: {INSTALL_HINT}")
+            }
+            panic!("cannot run `{program}`: {e}")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "`{program} {}` failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        args.join(" "),
+        output.status
+    );
+    stdout
+}
+
+fn yaml(rel: &str) -> Value {
+    serde_yaml_ng::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
+}
+
+/// Every alerting rule of every rule file, as (file, rule).
+fn alerts() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for file in rule_files() {
+        let doc = yaml(&file);
+        let groups = doc["groups"].as_array().unwrap_or_else(|| panic!("{file}: no `groups` list"));
+        for group in groups {
+            for rule in group["rules"].as_array().unwrap_or_else(|| panic!("{file}: group without `rules`")) {
+                if rule.get("alert").is_some() {
+                    out.push((file.clone(), rule.clone()));
+                }
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no alerting rules found");
+    out
+}
+
+fn alert_name(rule: &Value) -> String {
+    rule["alert"].as_str().expect("alert name is a string").to_owned()
+}
+
+fn label<'a>(rule: &'a Value, name: &str) -> Option<&'a str> {
+    rule["labels"].get(name).and_then(Value::as_str)
+}
+
+fn annotation<'a>(rule: &'a Value, name: &str) -> Option<&'a str> {
+    rule["annotations"].get(name).and_then(Value::as_str)
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to hyphens, punctuation dropped.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Anchors of every heading of a Markdown file, code fences skipped.
+fn heading_anchors(markdown: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence || !line.starts_with('#') {
+            continue;
+        }
+        let text = line.trim_start_matches('#');
+        if text.starts_with(' ') {
+            anchors.insert(github_anchor(text));
+        }
+    }
+    anchors
+}
+
+/// Metric names used in a PromQL expression: identifiers that are not functions, keywords,
+/// aggregation operators, label names (in `{...}` or in `by/on/ignoring/...(...)` lists),
+/// durations or strings.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    const KEYWORDS: &[&str] = &[
+        "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
+        "group_right", "atan2", "inf", "nan", "sum", "min", "max", "avg", "group", "stddev",
+        "stdvar", "count", "count_values", "bottomk", "topk", "quantile",
+    ];
+    const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    let skip_to = |i: &mut usize, close: char| {
+        while *i < chars.len() && chars[*i] != close {
+            if matches!(chars[*i], '"' | '\'' | '`') {
+                let q = chars[*i];
+                *i += 1;
+                while *i < chars.len() && chars[*i] != q {
+                    if chars[*i] == '\\' {
+                        *i += 1;
+                    }
+                    *i += 1;
+                }
+            }
+            *i += 1;
+        }
+        *i += 1;
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '{' => {
+                i += 1;
+                skip_to(&mut i, '}');
+            }
+            '[' => {
+                i += 1;
+                skip_to(&mut i, ']');
+            }
+            '"' | '\'' | '`' => {
+                i += 1;
+                skip_to(&mut i, c);
+            }
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                    i += 1;
+                }
+                let ident: String = chars[start..i].iter().collect();
+                let mut j = i;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                let followed_by_paren = chars.get(j) == Some(&'(');
+                if LABEL_LISTS.contains(&ident.as_str()) && followed_by_paren {
+                    i = j + 1;
+                    skip_to(&mut i, ')');
+                } else if !followed_by_paren && !KEYWORDS.contains(&ident.to_lowercase().as_str()) {
+                    names.insert(ident);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    names
+}
+
+/// Metric names documented in docs/metrics.md: the first backticked word of each table row.
+fn documented_metrics() -> BTreeSet<String> {
+    read("docs/metrics.md")
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+// ---- the tools --------------------------------------------------------------------------------
+
+#[test]
+fn promtool_check_rules_passes() {
+    let rules = rule_files();
+    let mut args = vec!["check", "rules"];
+    args.extend(rules.iter().map(String::as_str));
+    let out = run("promtool", &args);
+    assert!(out.contains("SUCCESS"), "unexpected promtool output:\n{out}");
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    let tests = test_files();
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    let out = run("promtool", &args);
+    assert!(!out.contains("FAILED"), "promtool reported failures:\n{out}");
+}
+
+#[test]
+fn promtool_check_prometheus_config_passes() {
+    let out = run("promtool", &["check", "config", "alerting/prometheus.yml"]);
+    assert!(out.contains("SUCCESS"), "unexpected promtool output:\n{out}");
+    let config = yaml("alerting/prometheus.yml");
+    let jobs = config["scrape_configs"].as_array().expect("scrape_configs");
+    let rollbackd = jobs.iter().find(|j| j["job_name"] == "rollbackd").expect("a scrape job named rollbackd");
+    assert_eq!(rollbackd["scrape_interval"], "1s", "rollbackd must be scraped every second");
+    assert_eq!(config["global"]["evaluation_interval"], "1s");
+}
+
+#[test]
+fn amtool_check_config_passes() {
+    let out = run("amtool", &["check-config", "alerting/alertmanager.yml"]);
+    assert!(out.contains("SUCCESS"), "unexpected amtool output:\n{out}");
+}
+
+/// Each alert, with its own static labels, reaches the receivers the product promises:
+/// `action="rollback"` -> rollbackd's webhook AND people; the seed's emergency -> its receiver;
+/// otherwise by severity.
+#[test]
+fn alertmanager_routes_every_alert_to_the_promised_receivers() {
+    for (_, rule) in alerts() {
+        let name = alert_name(&rule);
+        let severity = label(&rule, "severity").unwrap_or("none");
+        let expected = if label(&rule, "action") == Some("rollback") {
+            format!("rollbackd-webhook,team-{severity}")
+        } else if name == "EmergencyRollbackTriggered" {
+            "emergency-rollback".to_owned()
+        } else {
+            format!("team-{severity}")
+        };
+        let mut args: Vec<String> = vec![
+            "config".into(),
+            "routes".into(),
+            "test".into(),
+            "--config.file=alerting/alertmanager.yml".into(),
+            format!("--verify.receivers={expected}"),
+            format!("alertname={name}"),
+        ];
+        if let Some(labels) = rule["labels"].as_object() {
+            for (k, v) in labels {
+                args.push(format!("{k}={}", v.as_str().expect("label values are strings")));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("amtool", &args);
+    }
+}
+
+#[test]
+fn alertmanager_sends_rollback_alerts_to_the_webhook_fast_and_completely() {
+    let config = yaml("alerting/alertmanager.yml");
+    let routes = config["route"]["routes"].as_array().expect("child routes");
+    let first = &routes[0];
+    assert_eq!(first["receiver"], "rollbackd-webhook", "the webhook route must come first");
+    assert_eq!(first["continue"], true, "people must still be told about action=rollback alerts");
+    assert_eq!(first["group_wait"], "0s");
+    let receivers = config["receivers"].as_array().expect("receivers");
+    let webhook = receivers.iter().find(|r| r["name"] == "rollbackd-webhook").expect("rollbackd-webhook receiver");
+    let hook = &webhook["webhook_configs"][0];
+    assert_eq!(hook["url"], "http://rollbackd:9100/api/v1/alertmanager");
+    assert_eq!(hook["send_resolved"], true);
+    assert_eq!(hook["max_alerts"], 0);
+    assert!(hook["http_config"]["authorization"]["credentials_file"].is_string(), "webhook token from a file");
+    // No inhibition may ever mute an alert that asks for a rollback.
+    for rule in config["inhibit_rules"].as_array().expect("inhibit_rules") {
+        let targets = serde_json::to_string(&rule["target_matchers"]).unwrap();
+        assert!(!targets.contains("Critical"), "an inhibit rule targets a *Critical alert: {targets}");
+        assert!(!targets.contains("action"), "an inhibit rule targets action=rollback: {targets}");
+    }
+}
+
+fn render(data: &str, template: &str) -> String {
+    run(
+        "amtool",
+        &[
+            "template",
+            "render",
+            "--template.glob=alerting/templates/*.tmpl",
+            &format!("--template.data={data}"),
+            &format!("--template.text={{{{ template \"{template}\" . }}}}"),
+        ],
+    )
+}
+
+#[test]
+fn notification_templates_render_the_seed_texts() {
+    let data = "alerting/tests/template_data_emergency.json";
+    assert_eq!(
+        render(data, "rollbackd.emergency.subject").trim_end(),
+        "🚨 EMERGENCY: Trading System Rolled Back to Cycle 4"
+    );
+    // Only the firing alert (status completed) is reported, not the resolved `executing` one.
+    assert_eq!(
+        render(data, "rollbackd.emergency.sms").trim_end(),
+        "Emergency rollback executed. Event: 0193c0de-7a1b-7c2d-9e3f-0123456789ab. Status: completed. \
+         Check dashboard immediately."
+    );
+    let text = render(data, "rollbackd.emergency.text");
+    assert!(text.contains("universal_cycle_4") && text.contains("0193c0de-7a1b-7c2d-9e3f-0123456789ab"), "{text}");
+    let slack = render(data, "rollbackd.slack.title");
+    assert_eq!(slack.trim_end(), "🚨 EMERGENCY: Trading System Rolled Back to Cycle 4");
+    let condition = "alerting/tests/template_data_condition.json";
+    let subject = render(condition, "rollbackd.email.subject");
+    assert_eq!(
+        subject.trim_end(),
+        "[FIRING:1] CRITICAL WalkForwardStabilityCritical (walk_forward_stability) - rollbackd"
+    );
+    let sms = render(condition, "rollbackd.sms");
+    assert!(sms.contains("#walkforwardstabilitycritical"), "{sms}");
+    for t in ["rollbackd.email.text", "rollbackd.email.html", "rollbackd.slack.text", "rollbackd.slack.color", "rollbackd.emergency.html"] {
+        render(condition, t);
+        render(data, t);
+    }
+}
+
+// ---- the contract of every alert ----------------------------------------------------------------
+
+#[test]
+fn every_alert_has_severity_owner_summary_description_and_a_runbook_section() {
+    let anchors = heading_anchors(&read("docs/runbook.md"));
+    let mut names = BTreeSet::new();
+    for (file, rule) in alerts() {
+        let name = alert_name(&rule);
+        assert!(names.insert(name.clone()), "{file}: alert {name} is defined twice");
+        let severity = label(&rule, "severity");
+        assert!(
+            matches!(severity, Some("critical" | "high" | "warning")),
+            "{file}: {name}: severity must be critical|high|warning, is {severity:?}"
+        );
+        assert!(label(&rule, "team").is_some_and(|t| !t.is_empty()), "{file}: {name}: no team label");
+        assert_eq!(label(&rule, "service"), Some("rollbackd"), "{file}: {name}: service label");
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                annotation(&rule, key).is_some_and(|v| !v.trim().is_empty()),
+                "{file}: {name}: annotation {key} missing"
+            );
+        }
+        let description = annotation(&rule, "description").unwrap();
+        assert!(description.contains("$value"), "{file}: {name}: description must show the live value");
+        let url = annotation(&rule, "runbook_url").unwrap();
+        let anchor = url
+            .strip_prefix(RUNBOOK_BASE)
+            .unwrap_or_else(|| panic!("{file}: {name}: runbook_url {url} does not start with {RUNBOOK_BASE}"));
+        assert_eq!(anchor, name.to_lowercase(), "{file}: {name}: runbook anchor should be the alert name");
+        assert!(
+            anchors.contains(anchor),
+            "{file}: {name}: docs/runbook.md has no heading with anchor #{anchor}"
+        );
+        // Only the per-condition critical alerts may ask rollbackd for a rollback.
+        if label(&rule, "action") == Some("rollback") {
+            assert_eq!(severity, Some("critical"), "{file}: {name}: action=rollback on a non-critical alert");
+            assert!(name.ends_with("Critical"), "{file}: {name}: action=rollback on a non-condition alert");
+            assert!(rule["labels"].get("condition_type").is_none(), "condition_type comes from the series");
+        }
+    }
+    for required in ["EmergencyRollbackTriggered", "RollbackTriggerConditionsMet", "RecoveryValidationFailed"] {
+        assert!(names.contains(required), "the seed's alert {required} is missing");
+    }
+    for condition in ["WalkForwardStability", "OverfittingScore", "ConsecutiveLosses", "MaxDrawdown"] {
+        for level in ["Critical", "Warning"] {
+            assert!(names.contains(&format!("{condition}{level}")), "{condition}{level} is missing");
+        }
+    }
+}
+
+#[test]
+fn the_seed_alerts_keep_the_seed_severity_and_messages() {
+    let all: BTreeMap<String, Value> = alerts().into_iter().map(|(_, r)| (alert_name(&r), r)).collect();
+    let emergency = &all["EmergencyRollbackTriggered"];
+    assert_eq!(label(emergency, "severity"), Some("critical"));
+    assert_eq!(label(emergency, "action"), None, "the emergency notification must never request a rollback");
+    assert_eq!(
+        annotation(emergency, "summary"),
+        Some("🚨 EMERGENCY: Trading system rolled back to Cycle 4 - Event ID: {{ $labels.event_id }}")
+    );
+    let warning = &all["RollbackTriggerConditionsMet"];
+    assert_eq!(label(warning, "severity"), Some("warning"));
+    assert_eq!(
+        annotation(warning, "summary"),
+        Some("⚠️ WARNING: Rollback trigger conditions detected - System may auto-rollback")
+    );
+    let failed = &all["RecoveryValidationFailed"];
+    assert_eq!(label(failed, "severity"), Some("high"));
+    assert_eq!(
+        annotation(failed, "summary"),
+        Some("🔴 ALERT: Recovery validation failed after rollback - Manual intervention required")
+    );
+    for name in ["WalkForwardStabilityCritical", "OverfittingScoreCritical", "ConsecutiveLossesCritical", "MaxDrawdownCritical"] {
+        assert_eq!(label(&all[name], "action"), Some("rollback"), "{name} must carry action=rollback");
+        assert_eq!(all[name]["for"], "0s", "{name} must fire on the first evaluation");
+    }
+}
+
+#[test]
+fn rules_only_use_documented_metrics() {
+    let documented = documented_metrics();
+    assert!(documented.contains("trigger_condition_value"), "could not parse docs/metrics.md");
+    let histogram_parts = ["_bucket", "_sum", "_count"];
+    for (file, rule) in alerts() {
+        let name = alert_name(&rule);
+        let expr = rule["expr"].as_str().expect("expr is a string");
+        let used = metric_names(expr);
+        assert!(!used.is_empty(), "{file}: {name}: found no metric in {expr}");
+        for metric in used {
+            let known = metric == "up"
+                || documented.contains(&metric)
+                || histogram_parts
+                    .iter()
+                    .any(|s| metric.strip_suffix(s).is_some_and(|base| documented.contains(base)));
+            assert!(known, "{file}: {name}: metric `{metric}` is not in docs/metrics.md");
+        }
+    }
+}
+
+#[test]
+fn the_metric_name_parser_skips_labels_functions_and_keywords() {
+    let names = metric_names(
+        r#"(rollback_last_event_info * ignoring(event_id, status) group_left() (time() - rollback_last_event_timestamp_seconds)) < 600
+           or increase(rollback_outcomes_total{status="failed", x=~"a{1}"}[15m] offset 5m) > 0
+           and on(instance) sum by (job) (up{job="rollbackd"}) unless absent(foo_bar)"#,
+    );
+    let expected: BTreeSet<String> = [
+        "rollback_last_event_info",
+        "rollback_last_event_timestamp_seconds",
+        "rollback_outcomes_total",
+        "up",
+        "foo_bar",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(names, expected);
+}
+
+/// Every alert is tested by promtool both firing and silent.
+#[test]
+fn every_alert_has_a_firing_and_a_silent_promtool_test() {
+    let mut firing = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for file in test_files() {
+        let doc = yaml(&file);
+        for test in doc["tests"].as_array().unwrap_or_else(|| panic!("{file}: no tests")) {
+            for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+                let name = case["alertname"].as_str().expect("alertname").to_owned();
+                match case["exp_alerts"].as_array() {
+                    Some(a) if !a.is_empty() => firing.insert(name),
+                    _ => silent.insert(name),
+                };
+            }
+        }
+    }
+    for (file, rule) in alerts() {
+        let name = alert_name(&rule);
+        assert!(firing.contains(&name), "{file}: {name} has no promtool test where it fires");
+        assert!(silent.contains(&name), "{file}: {name} has no promtool test where it stays silent");
+    }
+}
+
+#[test]
+fn runbook_links_point_at_existing_sections() {
+    let runbook = read("docs/runbook.md");
+    let anchors = heading_anchors(&runbook);
+    let mut rest = runbook.as_str();
+    while let Some(pos) = rest.find("](#") {
+        let after = &rest[pos + 3..];
+        let end = after.find(')').expect("unterminated link");
+        let anchor = &after[..end];
+        assert!(anchors.contains(anchor), "docs/runbook.md links to #{anchor}, which is no heading");
+        rest = &after[end..];
+    }
+    for section in [
+        "immediate-response--2-minutes",
+        "validation-checklist-within-5-minutes",
+        "post-rollback-actions-within-30-minutes",
+    ] {
+        assert!(anchors.contains(section), "the seed's playbook section #{section} is missing");
+    }
+    assert!(Path::new(&root().join("docs/metrics.md")).exists());
+}
