@@ -365,10 +365,24 @@ fn parse_yaml<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T,
             p if p == "." || p.is_empty() => "(document)".to_string(),
             p => p,
         };
+        // The YAML error may repeat part of the path ("monitoring: invalid ..."); say it once.
+        let mut message = e.into_inner().to_string();
+        let mut prefix = String::new();
+        for part in key.split('.') {
+            prefix = if prefix.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix}.{part}")
+            };
+            if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
+                message = rest.to_string();
+                break;
+            }
+        }
         ConfigError {
             file: file.into(),
             key,
-            message: e.into_inner().to_string(),
+            message,
         }
     })
 }

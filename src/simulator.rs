@@ -218,8 +218,8 @@ async fn switch(
     body: Result<Json<SwitchRequest>, JsonRejection>,
 ) -> Response {
     let (fail, delay) = s.lock().admit();
-    stall(delay).await;
     if fail {
+        stall(delay).await;
         return unavailable();
     }
     let Json(req) = match body {
@@ -232,29 +232,36 @@ async fn switch(
     if req.mode != MODE_SESSION_TARGETED && req.mode != MODE_UNIVERSAL_CYCLE_4 {
         return bad_request(format!("unknown mode {:?}", req.mode));
     }
-    let mut sim = s.lock();
-    sim.tick();
-    // A repeated event_id is answered with the current status and changes nothing.
-    if sim.seen_events.insert(req.event_id.clone())
-        && sim.scenario != Scenario::AcceptsButDoesNotApply
-    {
-        sim.status.mode = req.mode.clone();
-        sim.status.parameters = if req.parameters.is_empty() && req.mode == MODE_SESSION_TARGETED {
-            healthy_status(0).parameters
-        } else {
-            req.parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(v)))
-                .collect()
-        };
-        sim.switches.push(AppliedSwitch {
-            event_id: req.event_id,
-            mode: req.mode,
-            parameters: req.parameters,
-            reason: req.reason,
-        });
-    }
-    Json(sim.status.clone()).into_response()
+    // Applied first, answered after the stall: a slow target that did switch, the case a
+    // crash between "executing" and the answer leaves behind.
+    let status = {
+        let mut sim = s.lock();
+        sim.tick();
+        // A repeated event_id is answered with the current status and changes nothing.
+        if sim.seen_events.insert(req.event_id.clone())
+            && sim.scenario != Scenario::AcceptsButDoesNotApply
+        {
+            sim.status.mode = req.mode.clone();
+            sim.status.parameters =
+                if req.parameters.is_empty() && req.mode == MODE_SESSION_TARGETED {
+                    healthy_status(0).parameters
+                } else {
+                    req.parameters
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(v)))
+                        .collect()
+                };
+            sim.switches.push(AppliedSwitch {
+                event_id: req.event_id,
+                mode: req.mode,
+                parameters: req.parameters,
+                reason: req.reason,
+            });
+        }
+        sim.status.clone()
+    };
+    stall(delay).await;
+    Json(status).into_response()
 }
 
 async fn set_metrics(
