@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # rollbackd container image: the daemon, and (same image, `simulate`) the trading-system
 # simulator of the compose stack.
 #
@@ -9,20 +10,19 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 
-# Dependencies first, in their own layer: a change to rollbackd's sources does not
-# rebuild them. Stub targets stand in for the real ones.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src target/release/rollbackd target/release/deps/rollbackd-* \
-       target/release/deps/librollbackd-* target/release/.fingerprint/rollbackd-*
-
-# The real sources (src/ and the console in assets/, embedded in the binary).
+# The whole context (.dockerignore keeps it to the sources): Cargo.toml may name targets
+# (benches, tests) whose files must exist, and the console in assets/ is embedded.
 COPY . .
-RUN cargo build --release --locked --bin rollbackd \
-    && ./target/release/rollbackd --version
+
+# Dependencies are cached across builds in BuildKit cache mounts (the registry and the
+# target directory), so a change to rollbackd's sources recompiles rollbackd only. The
+# target directory is a cache, not part of the layer: the binary is copied out of it.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin rollbackd \
+    && install -m 0755 target/release/rollbackd /usr/local/bin/rollbackd \
+    && rollbackd --version
 
 # ---- run --------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -47,7 +47,7 @@ RUN printf '%s\n' \
     'storage: { path: /var/lib/rollbackd/rollbackd.db }' \
     > /etc/rollbackd/rollbackd.yaml
 
-COPY --from=builder /src/target/release/rollbackd /usr/local/bin/rollbackd
+COPY --from=builder /usr/local/bin/rollbackd /usr/local/bin/rollbackd
 
 USER 10001:10001
 WORKDIR /var/lib/rollbackd

@@ -152,11 +152,28 @@ pub fn grafana_vars_substituted(expr: &str, window: &str, instance: &str) -> Str
 /// identifiers left, those not called as functions and not keywords are metric names.
 pub fn promql_metric_names(expr: &str) -> BTreeSet<String> {
     const KEYWORDS: &[&str] = &[
-        "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-        "offset", "bool", "inf", "nan", "atan2",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "bool",
+        "inf",
+        "nan",
+        "atan2",
     ];
     const GROUPING: &[&str] = &[
-        "by", "without", "on", "ignoring", "group_left", "group_right",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
     ];
     // 1. Drop string literals and bracketed parts.
     let mut cleaned = String::new();
@@ -243,8 +260,8 @@ pub fn promql_metric_names(expr: &str) -> BTreeSet<String> {
             continue;
         }
         let first = t.chars().next().unwrap();
-        let is_ident = (first.is_ascii_alphabetic() || first == '_' || first == ':')
-            && !t.contains('.');
+        let is_ident =
+            (first.is_ascii_alphabetic() || first == '_' || first == ':') && !t.contains('.');
         // A function call, or an aggregation with its grouping first: `sum by (le) (...)`.
         let called = matches!(
             tokens.get(i + 1).map(|n| n.to_ascii_lowercase()).as_deref(),
@@ -272,9 +289,15 @@ pub fn documented_metrics() -> BTreeSet<String> {
 /// Is this a metric rollbackd itself exports (by its name), as opposed to Prometheus' `up`
 /// or Alertmanager's own metrics?
 pub fn is_rollbackd_metric(name: &str) -> bool {
-    ["rollback", "trigger_", "recovery_", "rollbackd_", "process_"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "rollback",
+        "trigger_",
+        "recovery_",
+        "rollbackd_",
+        "process_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// The documented metric a series name belongs to: histogram series `_bucket`, `_count`,
@@ -323,7 +346,9 @@ fn mounts(service: &Yaml) -> Vec<(String, String, bool)> {
                     parts.len() >= 2,
                     "volume {spec:?} has no target (anonymous volumes lose data on recreate)"
                 );
-                let ro = parts.get(2).is_some_and(|m| m.split(',').any(|o| o == "ro"));
+                let ro = parts
+                    .get(2)
+                    .is_some_and(|m| m.split(',').any(|o| o == "ro"));
                 out.push((parts[0].to_string(), parts[1].to_string(), ro));
             }
             Yaml::Mapping(_) => out.push((
@@ -371,7 +396,10 @@ fn host_path(compose: &Yaml, service: &str, container_path: &str) -> Option<Path
                 Yaml::String(n) => (n.clone(), format!("/run/secrets/{n}")),
                 m => {
                     let n = s(&m["source"]);
-                    let t = m["target"].as_str().map(str::to_string).unwrap_or(n.clone());
+                    let t = m["target"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or(n.clone());
                     let t = if t.starts_with('/') {
                         t
                     } else {
@@ -400,19 +428,45 @@ fn dashboards_exist_and_are_valid_json_with_fixed_uids() {
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for expected in ["emergency-rollback.json", "rollback-slos.json"] {
-        assert!(names.iter().any(|n| n == expected), "missing grafana/dashboards/{expected}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "missing grafana/dashboards/{expected}"
+        );
     }
     let mut uids = BTreeSet::new();
     for f in &files {
         let d = load_dashboard(f);
-        let uid = d["uid"].as_str().unwrap_or_else(|| panic!("{}: no fixed uid", f.display()));
-        assert!(!uid.is_empty() && uid.len() <= 40, "{}: uid {uid:?}", f.display());
+        let uid = d["uid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no fixed uid", f.display()));
+        assert!(
+            !uid.is_empty() && uid.len() <= 40,
+            "{}: uid {uid:?}",
+            f.display()
+        );
         assert!(uids.insert(uid.to_string()), "uid {uid} used twice");
-        assert!(d["id"].is_null(), "{}: `id` must be null so Grafana assigns it", f.display());
+        assert!(
+            d["id"].is_null(),
+            "{}: `id` must be null so Grafana assigns it",
+            f.display()
+        );
         let schema = d["schemaVersion"].as_u64().unwrap_or(0);
-        assert!((36..=41).contains(&schema), "{}: schemaVersion {schema}", f.display());
-        let tags: Vec<&str> = d["tags"].as_array().unwrap().iter().filter_map(Json::as_str).collect();
-        assert!(tags.contains(&"rollbackd"), "{}: not tagged rollbackd", f.display());
+        assert!(
+            (36..=41).contains(&schema),
+            "{}: schemaVersion {schema}",
+            f.display()
+        );
+        let tags: Vec<&str> = d["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Json::as_str)
+            .collect();
+        assert!(
+            tags.contains(&"rollbackd"),
+            "{}: not tagged rollbackd",
+            f.display()
+        );
         assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()));
     }
 }
@@ -423,7 +477,12 @@ fn panel_ids_are_unique_including_rows_and_fit_the_grid() {
         let d = load_dashboard(&f);
         let mut ids = BTreeSet::new();
         let panels = all_panels(&d);
-        assert!(panels.len() >= 8, "{}: only {} panels", f.display(), panels.len());
+        assert!(
+            panels.len() >= 8,
+            "{}: only {} panels",
+            f.display(),
+            panels.len()
+        );
         for p in &panels {
             let id = p["id"].as_u64().unwrap_or_else(|| {
                 panic!("{}: panel {:?} has no numeric id", f.display(), p["title"])
@@ -434,10 +493,26 @@ fn panel_ids_are_unique_including_rows_and_fit_the_grid() {
             let (Some(x), Some(w), Some(h)) = (x, w, h) else {
                 panic!("{}: panel {id} has no gridPos", f.display())
             };
-            assert!(g["y"].as_u64().is_some(), "{}: panel {id} has no gridPos.y", f.display());
-            assert!(w > 0 && h > 0 && x + w <= 24, "{}: panel {id} gridPos {g}", f.display());
-            assert!(p["type"].as_str().is_some(), "{}: panel {id} has no type", f.display());
-            assert!(p["title"].as_str().is_some(), "{}: panel {id} has no title", f.display());
+            assert!(
+                g["y"].as_u64().is_some(),
+                "{}: panel {id} has no gridPos.y",
+                f.display()
+            );
+            assert!(
+                w > 0 && h > 0 && x + w <= 24,
+                "{}: panel {id} gridPos {g}",
+                f.display()
+            );
+            assert!(
+                p["type"].as_str().is_some(),
+                "{}: panel {id} has no type",
+                f.display()
+            );
+            assert!(
+                p["title"].as_str().is_some(),
+                "{}: panel {id} has no title",
+                f.display()
+            );
         }
         // What is on screen at once (top level and expanded rows) must not overlap.
         let mut visible: Vec<&Json> = Vec::new();
@@ -519,7 +594,9 @@ fn every_datasource_reference_is_the_variable_or_the_provisioned_uid() {
         }
         // Every panel that queries has a datasource, and so does each of its targets.
         for p in all_panels(&d) {
-            let Some(targets) = p["targets"].as_array() else { continue };
+            let Some(targets) = p["targets"].as_array() else {
+                continue;
+            };
             if targets.is_empty() {
                 continue;
             }
@@ -539,8 +616,15 @@ fn every_datasource_reference_is_the_variable_or_the_provisioned_uid() {
                 );
                 assert!(t["refId"].as_str().is_some());
             }
-            let refids: BTreeSet<&str> = targets.iter().filter_map(|t| t["refId"].as_str()).collect();
-            assert_eq!(refids.len(), targets.len(), "{}: panel {} repeats a refId", f.display(), p["id"]);
+            let refids: BTreeSet<&str> =
+                targets.iter().filter_map(|t| t["refId"].as_str()).collect();
+            assert_eq!(
+                refids.len(),
+                targets.len(),
+                "{}: panel {} repeats a refId",
+                f.display(),
+                p["id"]
+            );
         }
     }
 }
@@ -555,13 +639,25 @@ fn dashboards_have_the_datasource_and_instance_variables() {
             .iter()
             .map(|v| (v["name"].as_str().unwrap(), v))
             .collect();
-        let ds = vars.get("datasource").unwrap_or_else(|| panic!("{}: no datasource variable", f.display()));
+        let ds = vars
+            .get("datasource")
+            .unwrap_or_else(|| panic!("{}: no datasource variable", f.display()));
         assert_eq!(ds["type"], "datasource", "{}", f.display());
         assert_eq!(ds["query"], "prometheus", "{}", f.display());
-        let inst = vars.get("instance").unwrap_or_else(|| panic!("{}: no instance variable", f.display()));
+        let inst = vars
+            .get("instance")
+            .unwrap_or_else(|| panic!("{}: no instance variable", f.display()));
         assert_eq!(inst["type"], "query");
-        let q = inst["query"]["query"].as_str().or(inst["query"].as_str()).unwrap();
-        assert_eq!(q, "label_values(rollbackd_build_info, instance)", "{}", f.display());
+        let q = inst["query"]["query"]
+            .as_str()
+            .or(inst["query"].as_str())
+            .unwrap();
+        assert_eq!(
+            q,
+            "label_values(rollbackd_build_info, instance)",
+            "{}",
+            f.display()
+        );
         assert_eq!(inst["datasource"]["uid"], DATASOURCE_VAR, "{}", f.display());
         // Every rollbackd query is scoped to the selected instance.
         for e in dashboard_exprs(&f) {
@@ -587,14 +683,23 @@ fn dashboards_have_the_datasource_and_instance_variables() {
 #[test]
 fn every_rollbackd_metric_a_dashboard_uses_is_documented() {
     let documented = documented_metrics();
-    assert!(documented.contains("rollback_system_ready"), "docs/metrics.md parsed wrongly");
+    assert!(
+        documented.contains("rollback_system_ready"),
+        "docs/metrics.md parsed wrongly"
+    );
     let exprs = all_dashboard_exprs();
     assert!(exprs.len() >= 30, "only {} expressions found", exprs.len());
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
     for e in &exprs {
         let names = promql_metric_names(&e.expr);
-        assert!(!names.is_empty(), "{} {}: no metric in {:?}", e.dashboard, e.location, e.expr);
+        assert!(
+            !names.is_empty(),
+            "{} {}: no metric in {:?}",
+            e.dashboard,
+            e.location,
+            e.expr
+        );
         for n in names {
             if !is_rollbackd_metric(&n) {
                 assert!(
@@ -615,7 +720,11 @@ fn every_rollbackd_metric_a_dashboard_uses_is_documented() {
     }
     // The variable query names a metric too.
     assert!(documented.contains("rollbackd_build_info"));
-    assert!(missing.is_empty(), "metrics not in docs/metrics.md:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "metrics not in docs/metrics.md:\n{}",
+        missing.join("\n")
+    );
     // The seed's five are all on a dashboard.
     for seed in [
         "rollback_system_ready",
@@ -633,15 +742,26 @@ fn label_values_in_queries_are_ones_rollbackd_exports() {
     // docs/metrics.md lists every label value; a typo here is an empty panel.
     let doc = read("docs/metrics.md");
     let checked = [
-        "condition_type", "trigger_type", "severity", "mode", "reason", "status", "result",
-        "kind", "operation",
+        "condition_type",
+        "trigger_type",
+        "severity",
+        "mode",
+        "reason",
+        "status",
+        "result",
+        "kind",
+        "operation",
     ];
     for e in all_dashboard_exprs() {
         for label in checked {
             for pat in [format!("{label}=\""), format!("{label}!=\"")] {
                 for (i, _) in e.expr.match_indices(&pat) {
                     // `status="..."` preceded by a letter or '_' is another label.
-                    if e.expr[..i].chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    if e.expr[..i]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         continue;
                     }
                     let rest = &e.expr[i + pat.len()..];
@@ -662,21 +782,35 @@ fn label_values_in_queries_are_ones_rollbackd_exports() {
 fn promql_metric_name_extraction() {
     let names = |e: &str| promql_metric_names(e).into_iter().collect::<Vec<_>>();
     assert_eq!(
-        names(r#"sum by (le) (increase(rollback_execution_time_seconds_bucket{instance=~"$instance", le=~"10|10.0"}[$__range]))"#),
+        names(
+            r#"sum by (le) (increase(rollback_execution_time_seconds_bucket{instance=~"$instance", le=~"10|10.0"}[$__range]))"#
+        ),
         ["rollback_execution_time_seconds_bucket"]
     );
     assert_eq!(
-        names(r#"rollback_last_event_info{a="}"} and on (instance, job) (changes(rollback_last_event_timestamp_seconds[1m]) > 0)"#),
-        ["rollback_last_event_info", "rollback_last_event_timestamp_seconds"]
+        names(
+            r#"rollback_last_event_info{a="}"} and on (instance, job) (changes(rollback_last_event_timestamp_seconds[1m]) > 0)"#
+        ),
+        [
+            "rollback_last_event_info",
+            "rollback_last_event_timestamp_seconds"
+        ]
     );
     assert_eq!(
         names("1 - (sum by (integration) (increase(alertmanager_notifications_failed_total[5m])) / sum without (x, y) (up))"),
         ["alertmanager_notifications_failed_total", "up"]
     );
     assert_eq!(names("histogram_quantile(0.95, x) * 2 > bool 1"), ["x"]);
-    assert_eq!(names("sum without (mode) (a) * 2 + count by (x) (b:rate5m)"), ["a", "b:rate5m"]);
     assert_eq!(
-        grafana_vars_substituted(r#"rate(a{instance=~"$instance"}[$__rate_interval]) / b[$__range]"#, "5m", ".*"),
+        names("sum without (mode) (a) * 2 + count by (x) (b:rate5m)"),
+        ["a", "b:rate5m"]
+    );
+    assert_eq!(
+        grafana_vars_substituted(
+            r#"rate(a{instance=~"$instance"}[$__rate_interval]) / b[$__range]"#,
+            "5m",
+            ".*"
+        ),
         r#"rate(a{instance=~".*"}[5m]) / b[5m]"#
     );
 }
@@ -704,10 +838,11 @@ fn seed_thresholds() -> BTreeMap<String, (f64, f64)> {
 fn emergency_dashboard_has_the_seed_layout() {
     let d = load_dashboard(&repo().join("grafana/dashboards/emergency-rollback.json"));
     let panels = all_panels(&d);
-    let exprs: Vec<String> = dashboard_exprs(&repo().join("grafana/dashboards/emergency-rollback.json"))
-        .into_iter()
-        .map(|e| e.expr)
-        .collect();
+    let exprs: Vec<String> =
+        dashboard_exprs(&repo().join("grafana/dashboards/emergency-rollback.json"))
+            .into_iter()
+            .map(|e| e.expr)
+            .collect();
     let uses = |needle: &str| exprs.iter().any(|e| e.contains(needle));
     for m in [
         "rollback_system_ready",
@@ -727,12 +862,18 @@ fn emergency_dashboard_has_the_seed_layout() {
     let seed = seed_thresholds();
     assert_eq!(seed.len(), 4);
     for (cond, (warning, critical)) in &seed {
-        let sel = format!("trigger_condition_value{{instance=~\"$instance\", condition_type=\"{cond}\"}}");
+        let sel = format!(
+            "trigger_condition_value{{instance=~\"$instance\", condition_type=\"{cond}\"}}"
+        );
         let stat = panels
             .iter()
             .find(|p| {
                 p["type"] == "stat"
-                    && p["targets"].as_array().into_iter().flatten().any(|t| t["expr"] == sel.as_str())
+                    && p["targets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|t| t["expr"] == sel.as_str())
             })
             .unwrap_or_else(|| panic!("no stat panel for {cond}"));
         let steps: Vec<f64> = stat["fieldConfig"]["defaults"]["thresholds"]["steps"]
@@ -750,15 +891,29 @@ fn emergency_dashboard_has_the_seed_layout() {
     // Recovery validation over time with the 85 line.
     let score = panels
         .iter()
-        .find(|p| p["type"] == "timeseries" && p["targets"][0]["expr"].as_str().is_some_and(|e| e.starts_with("recovery_validation_score")))
+        .find(|p| {
+            p["type"] == "timeseries"
+                && p["targets"][0]["expr"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("recovery_validation_score"))
+        })
         .expect("a recovery validation score time series");
     let steps = &score["fieldConfig"]["defaults"]["thresholds"]["steps"];
-    assert!(steps.as_array().unwrap().iter().any(|s| s["value"] == 85), "no 85 line: {steps}");
-    assert_ne!(score["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"], "off");
+    assert!(
+        steps.as_array().unwrap().iter().any(|s| s["value"] == 85),
+        "no 85 line: {steps}"
+    );
+    assert_ne!(
+        score["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"],
+        "off"
+    );
     // Rollback history: a state timeline, and annotations on every panel.
     assert!(panels.iter().any(|p| p["type"] == "state-timeline"));
     let annotations = d["annotations"]["list"].as_array().unwrap();
-    assert!(annotations.iter().any(|a| a["expr"].as_str().is_some_and(|e| e.contains("rollback_last_event_timestamp_seconds")) && a["enable"] == true));
+    assert!(annotations.iter().any(|a| a["expr"]
+        .as_str()
+        .is_some_and(|e| e.contains("rollback_last_event_timestamp_seconds"))
+        && a["enable"] == true));
     // The operator console for the emergency button.
     let console = d["templating"]["list"]
         .as_array()
@@ -767,9 +922,15 @@ fn emergency_dashboard_has_the_seed_layout() {
         .find(|v| v["name"] == "console_url")
         .expect("console_url variable");
     assert_eq!(console["query"], "http://localhost:9100/");
-    assert!(d["links"].as_array().unwrap().iter().any(|l| l["url"] == "${console_url}"));
+    assert!(d["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["url"] == "${console_url}"));
     assert!(panels.iter().any(|p| p["type"] == "text"
-        && p["options"]["content"].as_str().is_some_and(|c| c.contains("${console_url}"))));
+        && p["options"]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("${console_url}"))));
 }
 
 #[test]
@@ -779,11 +940,19 @@ fn slo_dashboard_covers_the_seed_success_metrics() {
         .map(|e| e.expr)
         .collect();
     let uses = |needle: &str| exprs.iter().any(|e| e.contains(needle));
-    assert!(uses("histogram_quantile(0.5, sum by (le) (increase(rollback_execution_time_seconds_bucket"));
-    assert!(uses("histogram_quantile(0.95, sum by (le) (increase(rollback_execution_time_seconds_bucket"));
-    assert!(uses("recovery_validations_total{instance=~\"$instance\", result=\"pass\"}"));
+    assert!(uses(
+        "histogram_quantile(0.5, sum by (le) (increase(rollback_execution_time_seconds_bucket"
+    ));
+    assert!(uses(
+        "histogram_quantile(0.95, sum by (le) (increase(rollback_execution_time_seconds_bucket"
+    ));
+    assert!(uses(
+        "recovery_validations_total{instance=~\"$instance\", result=\"pass\"}"
+    ));
     assert!(uses("up{job=\"rollbackd\""));
-    assert!(uses("alertmanager_notifications_total") && uses("alertmanager_notifications_failed_total"));
+    assert!(
+        uses("alertmanager_notifications_total") && uses("alertmanager_notifications_failed_total")
+    );
     assert!(uses("sum by (integration)"));
     assert!(uses("trigger_condition_breach_total"));
     assert!(uses("rollback_suppressed_total"));
@@ -803,7 +972,10 @@ fn slo_dashboard_covers_the_seed_success_metrics() {
     assert_eq!(p95["fieldConfig"]["defaults"]["unit"], "s");
     // The histogram's buckets really have 10 s and 30 s bounds (the le matchers rely on it).
     let metrics_rs = read("src/metrics.rs");
-    assert!(metrics_rs.contains("10.0, 20.0, 30.0"), "rollback_execution_time_seconds buckets changed; check le=~\"10|10.0\" / \"30|30.0\"");
+    assert!(
+        metrics_rs.contains("10.0, 20.0, 30.0"),
+        "rollback_execution_time_seconds buckets changed; check le=~\"10|10.0\" / \"30|30.0\""
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -822,7 +994,11 @@ fn datasource_provisioning_has_the_fixed_uid_and_points_at_the_prometheus_servic
     let c = compose();
     let prom = &services(&c)["prometheus"];
     assert!(
-        prom["ports"].as_sequence().unwrap().iter().any(|p| s(p).ends_with(":9090")),
+        prom["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|p| s(p).ends_with(":9090")),
         "the prometheus service does not serve 9090"
     );
 }
@@ -849,9 +1025,14 @@ fn dashboard_provider_path_is_where_compose_mounts_the_dashboards() {
         .expect("grafana mounts ./grafana/provisioning");
     assert_eq!(provisioning.1, "/etc/grafana/provisioning");
     // The home dashboard, when set, is one of the mounted files.
-    if let Some(home) = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].as_str() {
+    if let Some(home) = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].as_str()
+    {
         let file = host_path(&c, "grafana", home).expect("home dashboard is mounted");
-        assert!(file.is_file(), "{home} -> {} does not exist", file.display());
+        assert!(
+            file.is_file(),
+            "{home} -> {} does not exist",
+            file.display()
+        );
     }
     let env = &grafana["environment"];
     assert_eq!(s(&env["GF_AUTH_ANONYMOUS_ENABLED"]), "true");
@@ -866,7 +1047,14 @@ fn compose_has_the_six_services_with_healthchecks() {
     let c = compose();
     let svcs = services(&c);
     let names: BTreeSet<String> = svcs.keys().map(s).collect();
-    for expected in ["rollbackd", "simulator", "prometheus", "alertmanager", "mailpit", "grafana"] {
+    for expected in [
+        "rollbackd",
+        "simulator",
+        "prometheus",
+        "alertmanager",
+        "mailpit",
+        "grafana",
+    ] {
         assert!(names.contains(expected), "no {expected} service");
     }
     for (name, svc) in svcs {
@@ -881,18 +1069,32 @@ fn compose_has_the_six_services_with_healthchecks() {
                 "{name}: pin the image tag ({image})"
             );
         }
-        assert!(svc["healthcheck"]["test"].is_sequence(), "{name}: no healthcheck");
+        assert!(
+            svc["healthcheck"]["test"].is_sequence(),
+            "{name}: no healthcheck"
+        );
     }
     let sim = &svcs["simulator"];
-    let cmd: Vec<String> = sim["command"].as_sequence().unwrap().iter().map(s).collect();
+    let cmd: Vec<String> = sim["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
     assert_eq!(cmd[0], "simulate");
-    assert!(cmd.windows(2).any(|w| w[0] == "--listen" && w[1] == "0.0.0.0:9101"));
-    assert!(cmd.windows(2).any(|w| w[0] == "--scenario" && w[1] == "${SIM_SCENARIO:-degrading}"));
+    assert!(cmd
+        .windows(2)
+        .any(|w| w[0] == "--listen" && w[1] == "0.0.0.0:9101"));
+    assert!(cmd
+        .windows(2)
+        .any(|w| w[0] == "--scenario" && w[1] == "${SIM_SCENARIO:-degrading}"));
     let rb = &svcs["rollbackd"];
     let cmd: Vec<String> = rb["command"].as_sequence().unwrap().iter().map(s).collect();
     assert_eq!(cmd, ["serve", "--config", "/etc/rollbackd/rollbackd.yaml"]);
     assert!(
-        mounts(rb).iter().any(|(src, t, _)| !is_bind(src) && t == "/var/lib/rollbackd"),
+        mounts(rb)
+            .iter()
+            .any(|(src, t, _)| !is_bind(src) && t == "/var/lib/rollbackd"),
         "rollbackd keeps its history on a named volume at /var/lib/rollbackd"
     );
 }
@@ -909,12 +1111,21 @@ fn compose_bind_mounts_secrets_and_builds_exist_in_the_repo() {
         let name = s(name);
         for (src, target, _) in mounts(svc) {
             if is_bind(&src) {
-                assert!(src.starts_with("./"), "{name}: bind mount {src} outside the repo");
+                assert!(
+                    src.starts_with("./"),
+                    "{name}: bind mount {src} outside the repo"
+                );
                 let p = repo().join(src.trim_start_matches("./"));
                 assert!(p.exists(), "{name}: bind mount source {src} does not exist");
-                assert!(target.starts_with('/'), "{name}: mount target {target} is not absolute");
+                assert!(
+                    target.starts_with('/'),
+                    "{name}: mount target {target} is not absolute"
+                );
             } else {
-                assert!(declared_volumes.contains(&src), "{name}: volume {src} is not declared");
+                assert!(
+                    declared_volumes.contains(&src),
+                    "{name}: volume {src} is not declared"
+                );
             }
         }
         for sec in svc["secrets"].as_sequence().into_iter().flatten() {
@@ -936,17 +1147,26 @@ fn compose_bind_mounts_secrets_and_builds_exist_in_the_repo() {
                 ),
             };
             let dir = repo().join(ctx.trim_start_matches("./"));
-            assert!(dir.join(&dockerfile).is_file(), "{name}: {ctx}/{dockerfile} does not exist");
+            assert!(
+                dir.join(&dockerfile).is_file(),
+                "{name}: {ctx}/{dockerfile} does not exist"
+            );
         }
     }
     for (sname, sec) in &declared_secrets {
         let sname = s(sname);
         let file = s(&sec["file"]);
-        assert!(file.starts_with("./"), "secret {sname}: {file} outside the repo");
+        assert!(
+            file.starts_with("./"),
+            "secret {sname}: {file} outside the repo"
+        );
         let p = repo().join(file.trim_start_matches("./"));
         assert!(p.is_file(), "secret {sname}: {file} does not exist");
         let token = std::fs::read_to_string(&p).unwrap();
-        assert!(token.trim().len() >= 16, "secret {sname} is shorter than rollbackd accepts");
+        assert!(
+            token.trim().len() >= 16,
+            "secret {sname} is shorter than rollbackd accepts"
+        );
     }
 }
 
@@ -965,12 +1185,19 @@ fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
                 for (dep, cond) in m {
                     let cond = cond["condition"].as_str().unwrap_or("service_started");
                     assert!(
-                        ["service_started", "service_healthy", "service_completed_successfully"]
-                            .contains(&cond),
+                        [
+                            "service_started",
+                            "service_healthy",
+                            "service_completed_successfully"
+                        ]
+                        .contains(&cond),
                         "{name}: depends_on {dep:?} condition {cond}"
                     );
                     if cond == "service_healthy" {
-                        assert!(svcs[dep]["healthcheck"].is_mapping(), "{name} waits for {dep:?} to be healthy; it has no healthcheck");
+                        assert!(
+                            svcs[dep]["healthcheck"].is_mapping(),
+                            "{name} waits for {dep:?} to be healthy; it has no healthcheck"
+                        );
                     }
                 }
                 m.keys().map(s).collect()
@@ -990,7 +1217,9 @@ fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
                 [host, _container] => ("0.0.0.0".to_string(), *host),
                 _ => panic!("{name}: publish the port explicitly host:container ({spec})"),
             };
-            let host: u16 = host.parse().unwrap_or_else(|_| panic!("{name}: host port in {spec}"));
+            let host: u16 = host
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: host port in {spec}"));
             for ((other_ip, other_port), other) in &published {
                 let same_ip = other_ip == &ip || other_ip == "0.0.0.0" || ip == "0.0.0.0";
                 assert!(
@@ -1003,7 +1232,10 @@ fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
     }
     // What the docs tell people to open.
     for port in [9100, 9101, 9090, 9093, 8025, 3000] {
-        assert!(published.keys().any(|(_, p)| *p == port), "nothing publishes port {port}");
+        assert!(
+            published.keys().any(|(_, p)| *p == port),
+            "nothing publishes port {port}"
+        );
     }
 }
 
@@ -1013,15 +1245,25 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
     let names: BTreeSet<String> = services(&c).keys().map(s).collect();
     // Prometheus: its config and rules are mounted where alerting/prometheus.yml expects them,
     // and every host it scrapes or alerts is a service of the stack.
-    let prom_cfg_path = host_path(&c, "prometheus", "/etc/prometheus/prometheus.yml").expect("prometheus.yml mounted");
+    let prom_cfg_path = host_path(&c, "prometheus", "/etc/prometheus/prometheus.yml")
+        .expect("prometheus.yml mounted");
     assert_eq!(prom_cfg_path, repo().join("alerting/prometheus.yml"));
     let prom = yaml("alerting/prometheus.yml");
     for rf in prom["rule_files"].as_sequence().unwrap() {
         let rf = s(rf);
-        let abs = if rf.starts_with('/') { rf.clone() } else { format!("/etc/prometheus/{rf}") };
+        let abs = if rf.starts_with('/') {
+            rf.clone()
+        } else {
+            format!("/etc/prometheus/{rf}")
+        };
         let dir = abs.rsplit_once('/').unwrap().0;
-        let host = host_path(&c, "prometheus", dir).unwrap_or_else(|| panic!("rule_files {rf}: {dir} is not mounted"));
-        assert!(host.is_dir(), "rule_files {rf}: {} is not a directory", host.display());
+        let host = host_path(&c, "prometheus", dir)
+            .unwrap_or_else(|| panic!("rule_files {rf}: {dir} is not mounted"));
+        assert!(
+            host.is_dir(),
+            "rule_files {rf}: {} is not a directory",
+            host.display()
+        );
     }
     let mut hosts = Vec::new();
     for sc in prom["scrape_configs"].as_sequence().unwrap() {
@@ -1034,10 +1276,16 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             hosts.extend(st["targets"].as_sequence().unwrap().iter().map(s));
         }
     }
-    assert!(hosts.contains(&"rollbackd:9100".to_string()), "Prometheus does not scrape rollbackd:9100");
+    assert!(
+        hosts.contains(&"rollbackd:9100".to_string()),
+        "Prometheus does not scrape rollbackd:9100"
+    );
     for h in &hosts {
         let host = h.split(':').next().unwrap();
-        assert!(host == "localhost" || names.contains(host), "Prometheus targets {h}, not a service");
+        assert!(
+            host == "localhost" || names.contains(host),
+            "Prometheus targets {h}, not a service"
+        );
     }
 
     // Alertmanager: every file its config reads resolves through the mounts to a repo file.
@@ -1056,9 +1304,14 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             if key.ends_with("_file") {
                 let path = value.split('#').next().unwrap().trim().trim_matches('"');
                 if path.starts_with('/') {
-                    let host = host_path(&c, "alertmanager", path)
-                        .unwrap_or_else(|| panic!("alertmanager reads {path}, which is not mounted"));
-                    assert!(host.is_file(), "alertmanager reads {path} -> {} missing", host.display());
+                    let host = host_path(&c, "alertmanager", path).unwrap_or_else(|| {
+                        panic!("alertmanager reads {path}, which is not mounted")
+                    });
+                    assert!(
+                        host.is_file(),
+                        "alertmanager reads {path} -> {} missing",
+                        host.display()
+                    );
                 }
             }
         }
@@ -1068,8 +1321,14 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
     // The compose entrypoint points e-mail at mailpit by rewriting the global smtp_smarthost
     // and smtp_require_tls: they must be global, once each, and no receiver may override them.
     for key in ["smtp_smarthost", "smtp_require_tls"] {
-        assert!(!am["global"][key].is_null(), "alertmanager.yml has no global {key}");
-        let n = am_text.lines().filter(|l| l.trim_start().starts_with(&format!("{key}:"))).count();
+        assert!(
+            !am["global"][key].is_null(),
+            "alertmanager.yml has no global {key}"
+        );
+        let n = am_text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .count();
         assert_eq!(n, 1, "alertmanager.yml sets {key} {n} times");
     }
     for r in am["receivers"].as_sequence().unwrap() {
@@ -1093,8 +1352,13 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
     let cfg = yaml("deploy/rollbackd.yaml");
     for t in cfg["auth"]["tokens"].as_sequence().unwrap() {
         let f = s(&t["token_file"]);
-        let host = host_path(&c, "rollbackd", &f).unwrap_or_else(|| panic!("token_file {f} is not mounted"));
-        assert!(host.is_file(), "token_file {f} -> {} missing", host.display());
+        let host = host_path(&c, "rollbackd", &f)
+            .unwrap_or_else(|| panic!("token_file {f} is not mounted"));
+        assert!(
+            host.is_file(),
+            "token_file {f} -> {} missing",
+            host.display()
+        );
         text = text.replace(&f, host.to_str().unwrap());
     }
     // The webhook token rollbackd accepts is the one Alertmanager sends.
@@ -1106,21 +1370,36 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         .expect("a webhook token");
     assert_eq!(
         host_path(&c, "rollbackd", &s(&webhook["token_file"])),
-        host_path(&c, "alertmanager", "/etc/alertmanager/secrets/rollbackd-webhook.token"),
+        host_path(
+            &c,
+            "alertmanager",
+            "/etc/alertmanager/secrets/rollbackd-webhook.token"
+        ),
     );
     let loaded = rollbackd::config::from_str(&text, &repo().join("deploy"), None)
         .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml does not load: {e}"));
     assert_eq!(loaded.listen.to_string(), "0.0.0.0:9100");
     assert_eq!(loaded.target.url, "http://simulator:9101");
-    assert_eq!(loaded.storage_path, PathBuf::from("/var/lib/rollbackd/rollbackd.db"));
+    assert_eq!(
+        loaded.storage_path,
+        PathBuf::from("/var/lib/rollbackd/rollbackd.db")
+    );
     assert_eq!(loaded.auth.tokens.len(), 3);
     for env in ["production", "staging"] {
         rollbackd::config::from_str(&text, &repo().join("deploy"), Some(env))
             .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml with --environment {env}: {e}"));
     }
-    let storage_dir = loaded.storage_path.parent().unwrap().to_str().unwrap().to_string();
+    let storage_dir = loaded
+        .storage_path
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(
-        mounts(&services(&c)["rollbackd"]).iter().any(|(_, t, ro)| *t == storage_dir && !ro),
+        mounts(&services(&c)["rollbackd"])
+            .iter()
+            .any(|(_, t, ro)| *t == storage_dir && !ro),
         "the storage directory {storage_dir} is not a writable volume"
     );
 }
@@ -1150,28 +1429,75 @@ fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
             }
         }
     }
-    let kw = |i: &String| i.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-    let froms: Vec<usize> = instrs.iter().enumerate().filter(|(_, i)| kw(i) == "FROM").map(|(n, _)| n).collect();
+    let kw = |i: &String| {
+        i.split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase()
+    };
+    let froms: Vec<usize> = instrs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| kw(i) == "FROM")
+        .map(|(n, _)| n)
+        .collect();
     assert!(froms.len() >= 2, "not a multi-stage build");
-    assert!(instrs[froms[0]].contains("rust:"), "build stage is not a rust image");
+    assert!(
+        instrs[froms[0]].contains("rust:"),
+        "build stage is not a rust image"
+    );
     let last = &instrs[*froms.last().unwrap()..];
     assert!(instrs[*froms.last().unwrap()].contains("debian:bookworm-slim"));
-    let user = last.iter().rfind(|i| kw(i) == "USER").expect("no USER in the final stage");
-    let who = user.split_whitespace().nth(1).unwrap().split(':').next().unwrap();
+    let user = last
+        .iter()
+        .rfind(|i| kw(i) == "USER")
+        .expect("no USER in the final stage");
+    let who = user
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
     assert!(who != "root" && who != "0", "the final stage runs as {who}");
-    let hc = last.iter().find(|i| kw(i) == "HEALTHCHECK").expect("no HEALTHCHECK");
-    assert!(hc.contains("/-/healthy"), "HEALTHCHECK does not probe /-/healthy: {hc}");
+    let hc = last
+        .iter()
+        .find(|i| kw(i) == "HEALTHCHECK")
+        .expect("no HEALTHCHECK");
+    assert!(
+        hc.contains("/-/healthy"),
+        "HEALTHCHECK does not probe /-/healthy: {hc}"
+    );
     assert!(last.iter().any(|i| kw(i) == "EXPOSE" && i.contains("9100")));
     assert!(last.iter().any(|i| i == r#"ENTRYPOINT ["rollbackd"]"#));
-    assert!(last.iter().any(|i| i.starts_with("CMD") && i.contains("/etc/rollbackd/rollbackd.yaml")));
-    assert!(last.iter().any(|i| kw(i) == "COPY" && i.contains("--from=")));
+    assert!(last
+        .iter()
+        .any(|i| i.starts_with("CMD") && i.contains("/etc/rollbackd/rollbackd.yaml")));
+    assert!(last
+        .iter()
+        .any(|i| kw(i) == "COPY" && i.contains("--from=")));
     // The console's assets are embedded at build time: the build context must carry them.
     let ignore = read(".dockerignore");
-    let ignored: Vec<&str> = ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     for must in ["target/", ".git/", "deploy/secrets/", "alerting/secrets/"] {
-        assert!(ignored.contains(&must), ".dockerignore does not exclude {must}");
+        assert!(
+            ignored.contains(&must),
+            ".dockerignore does not exclude {must}"
+        );
     }
-    for needed in ["src", "assets", "Cargo.toml", "Cargo.lock"] {
+    // Cargo.toml may name bench and test targets whose files must be in the context.
+    for needed in [
+        "src",
+        "assets",
+        "benches",
+        "tests",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         assert!(
             !ignored.iter().any(|l| l.trim_end_matches('/') == needed),
             ".dockerignore excludes {needed}, which the build needs"
