@@ -388,6 +388,7 @@ impl Engine {
         let m = &self.0.metrics;
         m.system_ready.set(st.rollback_ready as i64);
         m.in_progress.set(st.in_progress.is_some() as i64);
+        m.target_up.set(st.target.up as i64);
         m.monitoring_active.set(st.monitoring_active as i64);
         m.cooldown_remaining.set(st.cooldown_remaining_seconds);
         m.stability_watch_active
