@@ -111,6 +111,7 @@ pub struct Metrics {
     pub cooldown_remaining: FGauge,
     pub validations: Family<ValidationLabel, Counter>,
     pub validation_last_timestamp: FGauge,
+    pub validation_pass_score: FGauge,
     pub stability_watch_active: Gauge,
     pub webhook_alerts: Family<StatusLabel, Counter>,
     pub webhook_deduplicated: Counter,
@@ -163,6 +164,7 @@ impl Metrics {
             cooldown_remaining: reg!("rollback_cooldown_remaining_seconds", "Seconds until automatic triggers may execute again", FGauge::default()),
             validations: reg!("recovery_validations", "Validation runs stored, by kind and result", Family::default()),
             validation_last_timestamp: reg!("recovery_validation_last_timestamp_seconds", "Unix time of the latest validation run", FGauge::default()),
+            validation_pass_score: reg!("recovery_validation_pass_score", "The configured pass score of a recovery validation", FGauge::default()),
             stability_watch_active: reg!("rollback_stability_watch_active", "1 while a stability watch runs", Gauge::default()),
             webhook_alerts: reg!("rollback_webhook_alerts_received", "Alerts received in valid Alertmanager deliveries", Family::default()),
             webhook_deduplicated: reg!("rollback_webhook_alerts_deduplicated", "Firing rollback alerts already recorded (resends, HA duplicates)", Counter::default()),
@@ -254,6 +256,7 @@ impl Metrics {
         }
         m.set_mode(None);
         m.validation_score.set(f64::NAN);
+        m.validation_pass_score.set(config.validation.pass_score);
         m.agents_expected.set(config.agents_expected as i64);
         m.automatic_enabled
             .set(config.monitoring.automatic_rollback as i64);
@@ -511,6 +514,7 @@ mod tests {
             "trigger_conditions_active{condition_type=\"walk_forward_stability\"} 0",
             "trigger_conditions_active{condition_type=\"max_drawdown\"} 0",
             "recovery_validation_score NaN",
+            "recovery_validation_pass_score 85.0",
             "rollback_execution_time_seconds_bucket{le=\"0.01\"} 0",
             "rollback_execution_time_seconds_bucket{le=\"30.0\"} 0",
             "trigger_condition_threshold{condition_type=\"walk_forward_stability\",severity=\"critical\"} 40.0",
