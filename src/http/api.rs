@@ -113,13 +113,11 @@ pub struct ReasonBody {
     reason: String,
 }
 
-pub async fn rollback(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: StrictJson<RollbackBody>,
-) -> Result<Response, ApiError> {
-    let who = actor(&s, &headers, Need::Operator)?;
-    let StrictJson(body) = body;
+/// The token is judged before the body: an unauthenticated caller learns nothing about what
+/// the route would accept.
+pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let who = actor(&s, req.headers(), Need::Operator)?;
+    let StrictJson(body) = StrictJson::<RollbackBody>::from_request(req, &s).await?;
     let reason = check_reason(&body.reason)?;
     let req = RollbackRequest {
         trigger_type: TriggerType::Manual,
@@ -160,13 +158,10 @@ pub async fn rollback(
     }
 }
 
-pub async fn restore(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: StrictJson<ReasonBody>,
-) -> Result<Response, ApiError> {
-    let who = actor(&s, &headers, Need::Admin)?;
-    let reason = check_reason(&body.0.reason)?;
+pub async fn restore(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let who = actor(&s, req.headers(), Need::Admin)?;
+    let StrictJson(body) = StrictJson::<ReasonBody>::from_request(req, &s).await?;
+    let reason = check_reason(&body.reason)?;
     let event = s.engine.restore(reason, who.name).await?;
     Ok(Json(event).into_response())
 }

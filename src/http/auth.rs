@@ -83,7 +83,7 @@ pub fn authorize(
         });
     }
     let token = lookup(auth, presented).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if !allowed(token.role, need) && !(need == Need::Read && open) {
+    if !(allowed(token.role, need) || (need == Need::Read && open)) {
         let what = match need {
             Need::Read => "reading",
             Need::Operator => "this action needs the operator or admin role",
