@@ -5,7 +5,8 @@
 
 use crate::domain::lifecycle::{MODE_SESSION_TARGETED, MODE_UNIVERSAL_CYCLE_4};
 use crate::domain::{Agent, SwitchRequest, TargetStatus};
-use axum::extract::{rejection::JsonRejection, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -180,6 +181,11 @@ pub async fn run(
         .await
 }
 
+/// The body as JSON, whatever Content-Type came with it: the control routes are for curl too.
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -213,18 +219,15 @@ async fn status(State(s): State<Simulator>) -> Response {
     Json(sim.status.clone()).into_response()
 }
 
-async fn switch(
-    State(s): State<Simulator>,
-    body: Result<Json<SwitchRequest>, JsonRejection>,
-) -> Response {
+async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Response {
     let (fail, delay) = s.lock().admit();
     if fail {
         stall(delay).await;
         return unavailable();
     }
-    let Json(req) = match body {
+    let req: SwitchRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(e) => return bad_request(e.body_text()),
+        Err(r) => return r,
     };
     if req.event_id.trim().is_empty() {
         return bad_request("event_id is required");
@@ -264,13 +267,10 @@ async fn switch(
     Json(status).into_response()
 }
 
-async fn set_metrics(
-    State(s): State<Simulator>,
-    body: Result<Json<BTreeMap<String, Value>>, JsonRejection>,
-) -> Response {
-    let Json(patch) = match body {
+async fn set_metrics(State(s): State<Simulator>, bytes: Bytes) -> Response {
+    let patch: BTreeMap<String, Value> = match body(&bytes) {
         Ok(b) => b,
-        Err(e) => return bad_request(e.body_text()),
+        Err(r) => return r,
     };
     if let Some((k, _)) = patch.iter().find(|(_, v)| !(v.is_number() || v.is_null())) {
         return bad_request(format!("metric {k:?} must be a number or null"));
@@ -287,13 +287,10 @@ struct AgentsPatch {
     healthy: u32,
 }
 
-async fn set_agents(
-    State(s): State<Simulator>,
-    body: Result<Json<AgentsPatch>, JsonRejection>,
-) -> Response {
-    let Json(patch) = match body {
+async fn set_agents(State(s): State<Simulator>, bytes: Bytes) -> Response {
+    let patch: AgentsPatch = match body(&bytes) {
         Ok(b) => b,
-        Err(e) => return bad_request(e.body_text()),
+        Err(r) => return r,
     };
     if patch.healthy > AGENTS {
         return bad_request(format!("healthy must be 0 to {AGENTS}"));
@@ -312,13 +309,10 @@ struct ScenarioPatch {
     delay_ms: Option<u64>,
 }
 
-async fn set_scenario(
-    State(s): State<Simulator>,
-    body: Result<Json<ScenarioPatch>, JsonRejection>,
-) -> Response {
-    let Json(patch) = match body {
+async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Response {
+    let patch: ScenarioPatch = match body(&bytes) {
         Ok(b) => b,
-        Err(e) => return bad_request(e.body_text()),
+        Err(r) => return r,
     };
     let mut sim = s.lock();
     sim.tick();
