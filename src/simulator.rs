@@ -182,8 +182,8 @@ pub async fn run(
 }
 
 /// The body as JSON, whatever Content-Type came with it: the control routes are for curl too.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
+    serde_json::from_slice(bytes).map_err(|e| Box::new(bad_request(format!("invalid JSON body: {e}"))))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -227,7 +227,7 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Response {
     }
     let req: SwitchRequest = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if req.event_id.trim().is_empty() {
         return bad_request("event_id is required");
@@ -270,7 +270,7 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Response {
 async fn set_metrics(State(s): State<Simulator>, bytes: Bytes) -> Response {
     let patch: BTreeMap<String, Value> = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Some((k, _)) = patch.iter().find(|(_, v)| !(v.is_number() || v.is_null())) {
         return bad_request(format!("metric {k:?} must be a number or null"));
@@ -290,7 +290,7 @@ struct AgentsPatch {
 async fn set_agents(State(s): State<Simulator>, bytes: Bytes) -> Response {
     let patch: AgentsPatch = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if patch.healthy > AGENTS {
         return bad_request(format!("healthy must be 0 to {AGENTS}"));
@@ -312,7 +312,7 @@ struct ScenarioPatch {
 async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Response {
     let patch: ScenarioPatch = match body(&bytes) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut sim = s.lock();
     sim.tick();
