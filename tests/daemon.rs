@@ -819,3 +819,79 @@ async fn an_interrupted_switch_that_never_landed_is_marked_failed() {
     );
     assert_eq!(app.engine.status().in_progress, None);
 }
+
+/// SIGTERM drains: the real binary finishes the rollback in flight, then exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_rollback_in_flight_finish() {
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        automatic_rollback: false,
+        timeout: "5s",
+        ..Default::default()
+    };
+    std::fs::write(dir.path().join("rollbackd.yaml"), config_yaml(&sim.url, &o)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("rollbackd.yaml"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    wait_for("the daemon to listen", LONG, || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(format!("{url}/-/ready"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    sim.put("/v1/sim/scenario", json!({"delay_ms": 1000})).await;
+    let pending = tokio::spawn(
+        http.post(format!("{url}/api/v1/rollback"))
+            .json(&json!({"reason": "drain drill"}))
+            .send(),
+    );
+    wait_for("the switch to reach the target", LONG, || async {
+        sim.sim.switches().first().map(|_| ())
+    })
+    .await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("drained within 20 s")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let answer = pending
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered before the exit");
+    let e: Value = answer.json().await.unwrap();
+    assert_eq!(e["status"], "completed", "{e}");
+    let conn = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+    let last: String = conn
+        .query_row(
+            "SELECT status FROM rollback_transitions ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(last, "completed");
+}
