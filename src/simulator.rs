@@ -183,7 +183,8 @@ pub async fn run(
 
 /// The body as JSON, whatever Content-Type came with it: the control routes are for curl too.
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
-    serde_json::from_slice(bytes).map_err(|e| Box::new(bad_request(format!("invalid JSON body: {e}"))))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Box::new(bad_request(format!("invalid JSON body: {e}"))))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
