@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const RUNBOOK_BASE: &str = "https://github.com/rollbackd/rollbackd/blob/main/docs/runbook.md#";
-const INSTALL_HINT: &str = "install the Debian packages `prometheus` and `prometheus-alertmanager` \
+const INSTALL_HINT: &str =
+    "install the Debian packages `prometheus` and `prometheus-alertmanager` \
      (apt-get install prometheus prometheus-alertmanager), which provide promtool and amtool";
 
 fn root() -> PathBuf {
@@ -27,7 +28,12 @@ fn root() -> PathBuf {
 fn files(dir: &str, ext: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
         .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
-        .map(|e| e.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(ext))
         .map(|name| format!("{dir}/{name}"))
         .collect();
@@ -81,9 +87,14 @@ fn alerts() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for file in rule_files() {
         let doc = yaml(&file);
-        let groups = doc["groups"].as_array().unwrap_or_else(|| panic!("{file}: no `groups` list"));
+        let groups = doc["groups"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: no `groups` list"));
         for group in groups {
-            for rule in group["rules"].as_array().unwrap_or_else(|| panic!("{file}: group without `rules`")) {
+            for rule in group["rules"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: group without `rules`"))
+            {
                 if rule.get("alert").is_some() {
                     out.push((file.clone(), rule.clone()));
                 }
@@ -95,7 +106,10 @@ fn alerts() -> Vec<(String, Value)> {
 }
 
 fn alert_name(rule: &Value) -> String {
-    rule["alert"].as_str().expect("alert name is a string").to_owned()
+    rule["alert"]
+        .as_str()
+        .expect("alert name is a string")
+        .to_owned()
 }
 
 fn label<'a>(rule: &'a Value, name: &str) -> Option<&'a str> {
@@ -146,11 +160,41 @@ fn heading_anchors(markdown: &str) -> BTreeSet<String> {
 /// durations or strings.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     const KEYWORDS: &[&str] = &[
-        "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-        "group_right", "atan2", "inf", "nan", "sum", "min", "max", "avg", "group", "stddev",
-        "stdvar", "count", "count_values", "bottomk", "topk", "quantile",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "atan2",
+        "inf",
+        "nan",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
     ];
-    const LABEL_LISTS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+    const LABEL_LISTS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
     let chars: Vec<char> = expr.chars().collect();
     let mut names = BTreeSet::new();
     let mut i = 0;
@@ -190,14 +234,18 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                     i += 1;
                 }
             }
-            c if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
                     i += 1;
                 }
             }
             c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                {
                     i += 1;
                 }
                 let ident: String = chars[start..i].iter().collect();
@@ -237,7 +285,10 @@ fn promtool_check_rules_passes() {
     let mut args = vec!["check", "rules"];
     args.extend(rules.iter().map(String::as_str));
     let out = run("promtool", &args);
-    assert!(out.contains("SUCCESS"), "unexpected promtool output:\n{out}");
+    assert!(
+        out.contains("SUCCESS"),
+        "unexpected promtool output:\n{out}"
+    );
 }
 
 #[test]
@@ -246,17 +297,29 @@ fn promtool_unit_tests_pass() {
     let mut args = vec!["test", "rules"];
     args.extend(tests.iter().map(String::as_str));
     let out = run("promtool", &args);
-    assert!(!out.contains("FAILED"), "promtool reported failures:\n{out}");
+    assert!(
+        !out.contains("FAILED"),
+        "promtool reported failures:\n{out}"
+    );
 }
 
 #[test]
 fn promtool_check_prometheus_config_passes() {
     let out = run("promtool", &["check", "config", "alerting/prometheus.yml"]);
-    assert!(out.contains("SUCCESS"), "unexpected promtool output:\n{out}");
+    assert!(
+        out.contains("SUCCESS"),
+        "unexpected promtool output:\n{out}"
+    );
     let config = yaml("alerting/prometheus.yml");
     let jobs = config["scrape_configs"].as_array().expect("scrape_configs");
-    let rollbackd = jobs.iter().find(|j| j["job_name"] == "rollbackd").expect("a scrape job named rollbackd");
-    assert_eq!(rollbackd["scrape_interval"], "1s", "rollbackd must be scraped every second");
+    let rollbackd = jobs
+        .iter()
+        .find(|j| j["job_name"] == "rollbackd")
+        .expect("a scrape job named rollbackd");
+    assert_eq!(
+        rollbackd["scrape_interval"], "1s",
+        "rollbackd must be scraped every second"
+    );
     assert_eq!(config["global"]["evaluation_interval"], "1s");
 }
 
@@ -291,7 +354,10 @@ fn alertmanager_routes_every_alert_to_the_promised_receivers() {
         ];
         if let Some(labels) = rule["labels"].as_object() {
             for (k, v) in labels {
-                args.push(format!("{k}={}", v.as_str().expect("label values are strings")));
+                args.push(format!(
+                    "{k}={}",
+                    v.as_str().expect("label values are strings")
+                ));
             }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -304,21 +370,39 @@ fn alertmanager_sends_rollback_alerts_to_the_webhook_fast_and_completely() {
     let config = yaml("alerting/alertmanager.yml");
     let routes = config["route"]["routes"].as_array().expect("child routes");
     let first = &routes[0];
-    assert_eq!(first["receiver"], "rollbackd-webhook", "the webhook route must come first");
-    assert_eq!(first["continue"], true, "people must still be told about action=rollback alerts");
+    assert_eq!(
+        first["receiver"], "rollbackd-webhook",
+        "the webhook route must come first"
+    );
+    assert_eq!(
+        first["continue"], true,
+        "people must still be told about action=rollback alerts"
+    );
     assert_eq!(first["group_wait"], "0s");
     let receivers = config["receivers"].as_array().expect("receivers");
-    let webhook = receivers.iter().find(|r| r["name"] == "rollbackd-webhook").expect("rollbackd-webhook receiver");
+    let webhook = receivers
+        .iter()
+        .find(|r| r["name"] == "rollbackd-webhook")
+        .expect("rollbackd-webhook receiver");
     let hook = &webhook["webhook_configs"][0];
     assert_eq!(hook["url"], "http://rollbackd:9100/api/v1/alertmanager");
     assert_eq!(hook["send_resolved"], true);
     assert_eq!(hook["max_alerts"], 0);
-    assert!(hook["http_config"]["authorization"]["credentials_file"].is_string(), "webhook token from a file");
+    assert!(
+        hook["http_config"]["authorization"]["credentials_file"].is_string(),
+        "webhook token from a file"
+    );
     // No inhibition may ever mute an alert that asks for a rollback.
     for rule in config["inhibit_rules"].as_array().expect("inhibit_rules") {
         let targets = serde_json::to_string(&rule["target_matchers"]).unwrap();
-        assert!(!targets.contains("Critical"), "an inhibit rule targets a *Critical alert: {targets}");
-        assert!(!targets.contains("action"), "an inhibit rule targets action=rollback: {targets}");
+        assert!(
+            !targets.contains("Critical"),
+            "an inhibit rule targets a *Critical alert: {targets}"
+        );
+        assert!(
+            !targets.contains("action"),
+            "an inhibit rule targets action=rollback: {targets}"
+        );
     }
 }
 
@@ -349,9 +433,15 @@ fn notification_templates_render_the_seed_texts() {
          Check dashboard immediately."
     );
     let text = render(data, "rollbackd.emergency.text");
-    assert!(text.contains("universal_cycle_4") && text.contains("0193c0de-7a1b-7c2d-9e3f-0123456789ab"), "{text}");
+    assert!(
+        text.contains("universal_cycle_4") && text.contains("0193c0de-7a1b-7c2d-9e3f-0123456789ab"),
+        "{text}"
+    );
     let slack = render(data, "rollbackd.slack.title");
-    assert_eq!(slack.trim_end(), "🚨 EMERGENCY: Trading System Rolled Back to Cycle 4");
+    assert_eq!(
+        slack.trim_end(),
+        "🚨 EMERGENCY: Trading System Rolled Back to Cycle 4"
+    );
     let condition = "alerting/tests/template_data_condition.json";
     let subject = render(condition, "rollbackd.email.subject");
     assert_eq!(
@@ -360,7 +450,13 @@ fn notification_templates_render_the_seed_texts() {
     );
     let sms = render(condition, "rollbackd.sms");
     assert!(sms.contains("#walkforwardstabilitycritical"), "{sms}");
-    for t in ["rollbackd.email.text", "rollbackd.email.html", "rollbackd.slack.text", "rollbackd.slack.color", "rollbackd.emergency.html"] {
+    for t in [
+        "rollbackd.email.text",
+        "rollbackd.email.html",
+        "rollbackd.slack.text",
+        "rollbackd.slack.color",
+        "rollbackd.emergency.html",
+    ] {
         render(condition, t);
         render(data, t);
     }
@@ -374,14 +470,24 @@ fn every_alert_has_severity_owner_summary_description_and_a_runbook_section() {
     let mut names = BTreeSet::new();
     for (file, rule) in alerts() {
         let name = alert_name(&rule);
-        assert!(names.insert(name.clone()), "{file}: alert {name} is defined twice");
+        assert!(
+            names.insert(name.clone()),
+            "{file}: alert {name} is defined twice"
+        );
         let severity = label(&rule, "severity");
         assert!(
             matches!(severity, Some("critical" | "high" | "warning")),
             "{file}: {name}: severity must be critical|high|warning, is {severity:?}"
         );
-        assert!(label(&rule, "team").is_some_and(|t| !t.is_empty()), "{file}: {name}: no team label");
-        assert_eq!(label(&rule, "service"), Some("rollbackd"), "{file}: {name}: service label");
+        assert!(
+            label(&rule, "team").is_some_and(|t| !t.is_empty()),
+            "{file}: {name}: no team label"
+        );
+        assert_eq!(
+            label(&rule, "service"),
+            Some("rollbackd"),
+            "{file}: {name}: service label"
+        );
         for key in ["summary", "description", "runbook_url"] {
             assert!(
                 annotation(&rule, key).is_some_and(|v| !v.trim().is_empty()),
@@ -389,39 +495,78 @@ fn every_alert_has_severity_owner_summary_description_and_a_runbook_section() {
             );
         }
         let description = annotation(&rule, "description").unwrap();
-        assert!(description.contains("$value"), "{file}: {name}: description must show the live value");
+        assert!(
+            description.contains("$value"),
+            "{file}: {name}: description must show the live value"
+        );
         let url = annotation(&rule, "runbook_url").unwrap();
-        let anchor = url
-            .strip_prefix(RUNBOOK_BASE)
-            .unwrap_or_else(|| panic!("{file}: {name}: runbook_url {url} does not start with {RUNBOOK_BASE}"));
-        assert_eq!(anchor, name.to_lowercase(), "{file}: {name}: runbook anchor should be the alert name");
+        let anchor = url.strip_prefix(RUNBOOK_BASE).unwrap_or_else(|| {
+            panic!("{file}: {name}: runbook_url {url} does not start with {RUNBOOK_BASE}")
+        });
+        assert_eq!(
+            anchor,
+            name.to_lowercase(),
+            "{file}: {name}: runbook anchor should be the alert name"
+        );
         assert!(
             anchors.contains(anchor),
             "{file}: {name}: docs/runbook.md has no heading with anchor #{anchor}"
         );
         // Only the per-condition critical alerts may ask rollbackd for a rollback.
         if label(&rule, "action") == Some("rollback") {
-            assert_eq!(severity, Some("critical"), "{file}: {name}: action=rollback on a non-critical alert");
-            assert!(name.ends_with("Critical"), "{file}: {name}: action=rollback on a non-condition alert");
-            assert!(rule["labels"].get("condition_type").is_none(), "condition_type comes from the series");
+            assert_eq!(
+                severity,
+                Some("critical"),
+                "{file}: {name}: action=rollback on a non-critical alert"
+            );
+            assert!(
+                name.ends_with("Critical"),
+                "{file}: {name}: action=rollback on a non-condition alert"
+            );
+            assert!(
+                rule["labels"].get("condition_type").is_none(),
+                "condition_type comes from the series"
+            );
         }
     }
-    for required in ["EmergencyRollbackTriggered", "RollbackTriggerConditionsMet", "RecoveryValidationFailed"] {
-        assert!(names.contains(required), "the seed's alert {required} is missing");
+    for required in [
+        "EmergencyRollbackTriggered",
+        "RollbackTriggerConditionsMet",
+        "RecoveryValidationFailed",
+    ] {
+        assert!(
+            names.contains(required),
+            "the seed's alert {required} is missing"
+        );
     }
-    for condition in ["WalkForwardStability", "OverfittingScore", "ConsecutiveLosses", "MaxDrawdown"] {
+    for condition in [
+        "WalkForwardStability",
+        "OverfittingScore",
+        "ConsecutiveLosses",
+        "MaxDrawdown",
+    ] {
         for level in ["Critical", "Warning"] {
-            assert!(names.contains(&format!("{condition}{level}")), "{condition}{level} is missing");
+            assert!(
+                names.contains(&format!("{condition}{level}")),
+                "{condition}{level} is missing"
+            );
         }
     }
 }
 
 #[test]
 fn the_seed_alerts_keep_the_seed_severity_and_messages() {
-    let all: BTreeMap<String, Value> = alerts().into_iter().map(|(_, r)| (alert_name(&r), r)).collect();
+    let all: BTreeMap<String, Value> = alerts()
+        .into_iter()
+        .map(|(_, r)| (alert_name(&r), r))
+        .collect();
     let emergency = &all["EmergencyRollbackTriggered"];
     assert_eq!(label(emergency, "severity"), Some("critical"));
-    assert_eq!(label(emergency, "action"), None, "the emergency notification must never request a rollback");
+    assert_eq!(
+        label(emergency, "action"),
+        None,
+        "the emergency notification must never request a rollback"
+    );
     assert_eq!(
         annotation(emergency, "summary"),
         Some("🚨 EMERGENCY: Trading system rolled back to Cycle 4 - Event ID: {{ $labels.event_id }}")
@@ -438,29 +583,52 @@ fn the_seed_alerts_keep_the_seed_severity_and_messages() {
         annotation(failed, "summary"),
         Some("🔴 ALERT: Recovery validation failed after rollback - Manual intervention required")
     );
-    for name in ["WalkForwardStabilityCritical", "OverfittingScoreCritical", "ConsecutiveLossesCritical", "MaxDrawdownCritical"] {
-        assert_eq!(label(&all[name], "action"), Some("rollback"), "{name} must carry action=rollback");
-        assert_eq!(all[name]["for"], "0s", "{name} must fire on the first evaluation");
+    for name in [
+        "WalkForwardStabilityCritical",
+        "OverfittingScoreCritical",
+        "ConsecutiveLossesCritical",
+        "MaxDrawdownCritical",
+    ] {
+        assert_eq!(
+            label(&all[name], "action"),
+            Some("rollback"),
+            "{name} must carry action=rollback"
+        );
+        assert_eq!(
+            all[name]["for"], "0s",
+            "{name} must fire on the first evaluation"
+        );
     }
 }
 
 #[test]
 fn rules_only_use_documented_metrics() {
     let documented = documented_metrics();
-    assert!(documented.contains("trigger_condition_value"), "could not parse docs/metrics.md");
+    assert!(
+        documented.contains("trigger_condition_value"),
+        "could not parse docs/metrics.md"
+    );
     let histogram_parts = ["_bucket", "_sum", "_count"];
     for (file, rule) in alerts() {
         let name = alert_name(&rule);
         let expr = rule["expr"].as_str().expect("expr is a string");
         let used = metric_names(expr);
-        assert!(!used.is_empty(), "{file}: {name}: found no metric in {expr}");
+        assert!(
+            !used.is_empty(),
+            "{file}: {name}: found no metric in {expr}"
+        );
         for metric in used {
             let known = metric == "up"
                 || documented.contains(&metric)
-                || histogram_parts
-                    .iter()
-                    .any(|s| metric.strip_suffix(s).is_some_and(|base| documented.contains(base)));
-            assert!(known, "{file}: {name}: metric `{metric}` is not in docs/metrics.md");
+                || histogram_parts.iter().any(|s| {
+                    metric
+                        .strip_suffix(s)
+                        .is_some_and(|base| documented.contains(base))
+                });
+            assert!(
+                known,
+                "{file}: {name}: metric `{metric}` is not in docs/metrics.md"
+            );
         }
     }
 }
@@ -492,7 +660,10 @@ fn every_alert_has_a_firing_and_a_silent_promtool_test() {
     let mut silent = BTreeSet::new();
     for file in test_files() {
         let doc = yaml(&file);
-        for test in doc["tests"].as_array().unwrap_or_else(|| panic!("{file}: no tests")) {
+        for test in doc["tests"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: no tests"))
+        {
             for case in test["alert_rule_test"].as_array().into_iter().flatten() {
                 let name = case["alertname"].as_str().expect("alertname").to_owned();
                 match case["exp_alerts"].as_array() {
@@ -504,8 +675,14 @@ fn every_alert_has_a_firing_and_a_silent_promtool_test() {
     }
     for (file, rule) in alerts() {
         let name = alert_name(&rule);
-        assert!(firing.contains(&name), "{file}: {name} has no promtool test where it fires");
-        assert!(silent.contains(&name), "{file}: {name} has no promtool test where it stays silent");
+        assert!(
+            firing.contains(&name),
+            "{file}: {name} has no promtool test where it fires"
+        );
+        assert!(
+            silent.contains(&name),
+            "{file}: {name} has no promtool test where it stays silent"
+        );
     }
 }
 
@@ -518,7 +695,10 @@ fn runbook_links_point_at_existing_sections() {
         let after = &rest[pos + 3..];
         let end = after.find(')').expect("unterminated link");
         let anchor = &after[..end];
-        assert!(anchors.contains(anchor), "docs/runbook.md links to #{anchor}, which is no heading");
+        assert!(
+            anchors.contains(anchor),
+            "docs/runbook.md links to #{anchor}, which is no heading"
+        );
         rest = &after[end..];
     }
     for section in [
@@ -526,7 +706,10 @@ fn runbook_links_point_at_existing_sections() {
         "validation-checklist-within-5-minutes",
         "post-rollback-actions-within-30-minutes",
     ] {
-        assert!(anchors.contains(section), "the seed's playbook section #{section} is missing");
+        assert!(
+            anchors.contains(section),
+            "the seed's playbook section #{section} is missing"
+        );
     }
     assert!(Path::new(&root().join("docs/metrics.md")).exists());
 }
