@@ -1,0 +1,362 @@
+//! The operator console in real headless Chromium (Debian's chromium and chromium-driver),
+//! driven over WebDriver, against a real daemon and simulator on 127.0.0.1:0.
+
+mod common;
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use rollbackd::simulator::Scenario;
+use serde_json::json;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+async fn browser() -> Browser {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("chromedriver is required (Debian package chromium-driver; scripts/test.sh installs it): {e}"));
+    let profile = tempfile::tempdir().unwrap();
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "chromedriver did not start a session: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    Browser {
+        client,
+        _driver: driver,
+        _profile: profile,
+    }
+}
+
+/// Polls a JavaScript expression until it returns true.
+async fn wait_js(c: &Client, what: &str, expr: &str) {
+    let start = Instant::now();
+    loop {
+        let v = c
+            .execute(&format!("return !!({expr});"), vec![])
+            .await
+            .unwrap();
+        if v == json!(true) {
+            return;
+        }
+        if start.elapsed() > LIMIT {
+            let body = c
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap();
+            panic!(
+                "timed out waiting for {what} ({expr}); page text:\n{}",
+                body.as_str().unwrap_or("")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn js(c: &Client, expr: &str) -> serde_json::Value {
+    c.execute(&format!("return ({expr});"), vec![])
+        .await
+        .unwrap()
+}
+
+async fn setup(auth: bool) -> (TestSim, TestApp, tempfile::TempDir, Browser) {
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(
+        &sim.url,
+        dir.path(),
+        &Options {
+            automatic_rollback: false,
+            auth,
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_for("the first poll", LIMIT, || async {
+        app.engine.status().target.up.then_some(())
+    })
+    .await;
+    let b = browser().await;
+    b.client.goto(&format!("{}/", app.url)).await.unwrap();
+    (sim, app, dir, b)
+}
+
+const CARD: &str = "document.querySelector('[data-condition=\"walk_forward_stability\"]')";
+
+#[tokio::test]
+async fn the_panel_shows_the_simulators_values_and_turns_critical_live() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the four cards",
+        "document.querySelectorAll('[data-condition]').length === 4",
+    )
+    .await;
+    wait_js(
+        c,
+        "the stability value",
+        &format!("{CARD}.querySelector('.value').textContent.includes('72.5')"),
+    )
+    .await;
+    assert_eq!(js(c, &format!("{CARD}.dataset.status")).await, "ok");
+    wait_js(c, "agents 8/8 in the header", "document.body.innerText.includes('8/8') || document.body.innerText.includes('8 / 8') || document.body.innerText.includes('8 of 8')").await;
+    assert_eq!(
+        js(c, "document.getElementById('emergency-rollback').disabled").await,
+        false
+    );
+
+    let before = js(c, "performance.getEntriesByType('navigation').length").await;
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the card to turn critical",
+        &format!("{CARD}.dataset.status === 'critical'"),
+    )
+    .await;
+    wait_js(
+        c,
+        "the new value",
+        &format!("{CARD}.querySelector('.value').textContent.includes('31.5')"),
+    )
+    .await;
+    assert_eq!(
+        js(c, "performance.getEntriesByType('navigation').length").await,
+        before,
+        "no reload"
+    );
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 45.0}))
+        .await;
+    wait_js(
+        c,
+        "warning",
+        &format!("{CARD}.dataset.status === 'warning'"),
+    )
+    .await;
+    assert!(app.events().await.is_empty());
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn dismissing_the_confirmation_does_nothing_and_confirming_rolls_back() {
+    let (sim, app, _dir, b) = setup(true).await;
+    let c = &b.client;
+    // Write actions need the operator's token, kept in sessionStorage.
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(OPS_TOKEN)
+        .await
+        .unwrap();
+    c.find(Locator::Id("save-token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        js(c, "sessionStorage.getItem('rollbackd.token')").await,
+        OPS_TOKEN
+    );
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+
+    c.find(Locator::Id("emergency-rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        c,
+        "the dialog",
+        "document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.getElementById('confirm-rollback').disabled").await,
+        true,
+        "no reason, no confirm"
+    );
+    c.find(Locator::Id("cancel-rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        c,
+        "the dialog to close",
+        "!document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.events().await.is_empty(), "dismissing does nothing");
+    assert!(sim.sim.switches().is_empty());
+
+    c.find(Locator::Id("emergency-rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        c,
+        "the dialog",
+        "document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    c.find(Locator::Id("rollback-reason"))
+        .await
+        .unwrap()
+        .send_keys("drawdown spike on desk 3")
+        .await
+        .unwrap();
+    wait_js(
+        c,
+        "confirm enabled",
+        "!document.getElementById('confirm-rollback').disabled",
+    )
+    .await;
+    c.find(Locator::Id("confirm-rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(c, "the completed rollback in the history", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('drawdown spike on desk 3') && e.textContent.includes('completed'))").await;
+    let events = app.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["actor"], "ops");
+    assert_eq!(events[0]["status"], "completed");
+    assert_eq!(sim.sim.switches().len(), 1);
+    wait_js(
+        c,
+        "the button disabled once rolled back",
+        "document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    wait_js(
+        c,
+        "the validation in its history",
+        "document.querySelectorAll('#validations .validation-item').length >= 1",
+    )
+    .await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reason_with_markup_stays_text() {
+    let (_sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    let evil = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
+    let (code, _) = app
+        .post("/api/v1/rollback", json!({"reason": evil}), None)
+        .await;
+    assert_eq!(code, 200);
+    wait_js(
+        c,
+        "the event in the history",
+        "document.querySelectorAll('#history .history-item').length >= 1",
+    )
+    .await;
+    wait_js(c, "the reason shown as text", "document.getElementById('history').textContent.includes('<script>window.__pwned=2</script>')").await;
+    assert_eq!(
+        js(
+            c,
+            "document.querySelectorAll('#history img, #history script').length"
+        )
+        .await,
+        0
+    );
+    assert_eq!(js(c, "window.__pwned === undefined").await, true);
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_content_security_policy() {
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
+    let resp = reqwest::get(format!("{}/", app.url)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("/console/app.js"),
+        "the script is a file, not inline"
+    );
+    assert!(
+        !html.contains("<script>") && !html.contains(" onclick="),
+        "no inline script or handlers"
+    );
+    for (path, ct) in [
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
+        let r = reqwest::get(format!("{}{path}", app.url)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ct));
+        assert!(
+            r.text().await.unwrap().len() > 100,
+            "{path} is the real asset"
+        );
+    }
+}
