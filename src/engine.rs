@@ -177,6 +177,9 @@ struct Inner {
 
 /// The guard's clock starts far from zero so a cooldown can be restored from before start.
 const CLOCK_BASE_MS: u64 = 1 << 40;
+/// The in-memory resend filter holds at most this many alert keys. It only answers resends
+/// fast; the store's unique key is the authority, so forgetting is always safe.
+const SEEN_ALERTS_CAP: usize = 100_000;
 /// Subscribers that fall this many messages behind are dropped.
 pub const STREAM_CAPACITY: usize = 256;
 
@@ -196,7 +199,11 @@ impl Engine {
         let metrics = Arc::new(Metrics::new(&config));
         let target = TargetClient::new(&config.target);
         let (stream, _) = broadcast::channel(STREAM_CAPACITY);
-        let seen: HashSet<_> = store.alert_keys().await?.into_iter().collect();
+        let seen: HashSet<_> = store
+            .alert_keys(SEEN_ALERTS_CAP)
+            .await?
+            .into_iter()
+            .collect();
         let state = State {
             guard: Guard::default(),
             monitoring_active: config.monitoring.active_on_start,
@@ -1180,6 +1187,9 @@ impl Engine {
         let mut new_rollback_alerts = Vec::new();
         {
             let mut seen = self.0.seen_alerts.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() + fresh.len() > SEEN_ALERTS_CAP {
+                seen.clear();
+            }
             for (a, is_new) in fresh.iter().zip(&flags) {
                 seen.insert(a.key());
                 if *is_new && a.requests_rollback() {

@@ -473,12 +473,13 @@ impl Store {
         self.read(move |c| query_validations(c, &q)).await
     }
 
-    /// Every alert key recorded, to warm the in-memory resend filter at start.
-    pub async fn alert_keys(&self) -> Result<Vec<(String, String, String)>> {
-        self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT fingerprint, starts_at, status FROM webhook_alerts")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    /// The newest `limit` alert keys recorded, to warm the in-memory resend filter at start.
+    pub async fn alert_keys(&self, limit: usize) -> Result<Vec<(String, String, String)>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT fingerprint, starts_at, status FROM webhook_alerts ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
         })
         .await
@@ -904,7 +905,8 @@ mod tests {
                 .unwrap(),
             vec![true, true]
         );
-        assert_eq!(s.alert_keys().await.unwrap().len(), 3);
+        assert_eq!(s.alert_keys(10).await.unwrap().len(), 3);
+        assert_eq!(s.alert_keys(2).await.unwrap().len(), 2);
     }
 
     #[tokio::test]
