@@ -2,6 +2,8 @@
 //! history, and small helpers. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use rollbackd::engine::Engine;
 use rollbackd::simulator::{Scenario, Simulator};
 use serde_json::Value;
