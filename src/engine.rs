@@ -619,19 +619,7 @@ impl Engine {
                 )
             }
         };
-        let id = event.id.clone();
-        if let Err(e) = self.0.store.insert_event(event, status, detail).await {
-            self.lock().guard.finish(&id);
-            self.refresh_gauges();
-            return Err(e.into());
-        }
-        let view = self
-            .0
-            .store
-            .get_event(&id)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("event {id} vanished after insert")))?;
-        self.note_event(&view);
+        let view = self.record_new(event, status, detail).await?;
         match decision {
             Decision::Execute => {
                 let e = self.clone();
@@ -657,6 +645,30 @@ impl Engine {
                 Ok(Requested::DryRun { event: view })
             }
         }
+    }
+
+    /// Stores a new event durably and announces it. If the store refuses, the execution slot
+    /// the event may hold is freed: nothing unrecorded ever runs.
+    async fn record_new(
+        &self,
+        event: NewEvent,
+        status: EventStatus,
+        detail: TransitionDetail,
+    ) -> Result<EventView, EngineError> {
+        let id = event.id.clone();
+        if let Err(e) = self.0.store.insert_event(event, status, detail).await {
+            self.lock().guard.finish(&id);
+            self.refresh_gauges();
+            return Err(e.into());
+        }
+        let view = self
+            .0
+            .store
+            .get_event(&id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("event {id} vanished after insert")))?;
+        self.note_event(&view);
+        Ok(view)
     }
 
     /// Keeps the latest event for the status page and tells the stream.
@@ -943,23 +955,9 @@ impl Engine {
             }
             event
         };
-        let id = event.id.clone();
-        if let Err(e) = self
-            .0
-            .store
-            .insert_event(event, EventStatus::Pending, TransitionDetail::default())
-            .await
-        {
-            self.lock().guard.finish(&id);
-            return Err(e.into());
-        }
         let view = self
-            .0
-            .store
-            .get_event(&id)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("event {id} vanished after insert")))?;
-        self.note_event(&view);
+            .record_new(event, EventStatus::Pending, TransitionDetail::default())
+            .await?;
         let e = self.clone();
         let done = self.0.tasks.spawn(async move { e.execute(view).await });
         done.await.map_err(|_| EngineError::ShuttingDown)

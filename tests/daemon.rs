@@ -357,6 +357,19 @@ async fn a_down_target_means_unknown_and_no_rollback() {
     );
 }
 
+/// Ends the current critical episode of consecutive losses (seen back at ok), then starts a
+/// new one at `losses`.
+async fn new_losses_episode(sim: &TestSim, app: &TestApp, losses: u32) {
+    sim.put("/v1/sim/metrics", json!({"consecutive_losses": 0}))
+        .await;
+    wait_for("losses back to ok", LONG, || async {
+        (app.engine.triggers().triggers_detected.is_empty()).then_some(())
+    })
+    .await;
+    sim.put("/v1/sim/metrics", json!({"consecutive_losses": losses}))
+        .await;
+}
+
 #[tokio::test]
 async fn suppression_is_recorded_for_already_rolled_back_and_cooldown() {
     let sim = TestSim::spawn(Scenario::Steady).await;
@@ -379,14 +392,7 @@ async fn suppression_is_recorded_for_already_rolled_back_and_cooldown() {
     assert_eq!(wait_final(&app).await["status"], "completed");
 
     // A new critical episode while in universal_cycle_4: recorded, not executed.
-    sim.put("/v1/sim/metrics", json!({"consecutive_losses": 0}))
-        .await;
-    wait_for("losses back to ok", LONG, || async {
-        (app.engine.triggers().triggers_detected.is_empty()).then_some(())
-    })
-    .await;
-    sim.put("/v1/sim/metrics", json!({"consecutive_losses": 7}))
-        .await;
+    new_losses_episode(&sim, &app, 7).await;
     let sup = wait_for("an already_rolled_back suppression", LONG, || async {
         app.events()
             .await
@@ -419,14 +425,7 @@ async fn suppression_is_recorded_for_already_rolled_back_and_cooldown() {
         json!({"confidence_threshold": 0.62, "risk_reward_ratio": 2.1}),
         "the adaptive parameters come back"
     );
-    sim.put("/v1/sim/metrics", json!({"consecutive_losses": 0}))
-        .await;
-    wait_for("losses back to ok", LONG, || async {
-        (app.engine.triggers().triggers_detected.is_empty()).then_some(())
-    })
-    .await;
-    sim.put("/v1/sim/metrics", json!({"consecutive_losses": 9}))
-        .await;
+    new_losses_episode(&sim, &app, 9).await;
     let cd = wait_for("a cooldown suppression", LONG, || async {
         app.events()
             .await
