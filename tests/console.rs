@@ -360,3 +360,32 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
         );
     }
 }
+
+#[tokio::test]
+async fn losing_the_stream_shows_the_stale_data_banner() {
+    let (_sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the cards",
+        "document.querySelectorAll('[data-condition]').length === 4",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.getElementById('stale-banner').hidden").await,
+        true
+    );
+    app.stop().await; // the daemon drains and closes the stream
+    wait_js(
+        c,
+        "the stale banner",
+        "!document.getElementById('stale-banner').hidden",
+    )
+    .await;
+    let text = js(c, "document.getElementById('stale-banner').textContent").await;
+    assert!(
+        text.as_str().unwrap().contains("may be out of date"),
+        "{text}"
+    );
+    b.client.close().await.unwrap();
+}
