@@ -647,6 +647,57 @@ fn check_config_prints_effective_thresholds_and_refuses_mistakes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The real `rollbackd serve` binary on a fixed free port, so it can be killed and started
+/// again at the same address.
+struct BinaryDaemon {
+    config: std::path::PathBuf,
+    listen: String,
+    url: String,
+}
+
+impl BinaryDaemon {
+    fn configure(dir: &std::path::Path, target: &str, o: &Options) -> BinaryDaemon {
+        let config = dir.join("rollbackd.yaml");
+        std::fs::write(&config, config_yaml(target, o)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        BinaryDaemon {
+            config,
+            listen: format!("127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Starts it and waits until `/-/ready` answers 200.
+    async fn start(&self) -> tokio::process::Child {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--listen", &self.listen])
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        wait_for("the daemon to listen", LONG, || {
+            let (http, url) = (http.clone(), self.url.clone());
+            async move {
+                http.get(format!("{url}/-/ready"))
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        child
+    }
+}
+
 /// A crash between "executing" and completion: the real daemon is killed with SIGKILL while
 /// the (slow) target holds the switch, then started again on the same history.
 #[tokio::test]
@@ -658,39 +709,10 @@ async fn a_crash_mid_rollback_is_recovered_at_the_next_start() {
         timeout: "5s",
         ..Default::default()
     };
-    std::fs::write(dir.path().join("rollbackd.yaml"), config_yaml(&sim.url, &o)).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("http://127.0.0.1:{port}");
-    let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
-            .args(["serve", "--config"])
-            .arg(dir.path().join("rollbackd.yaml"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
+    let bin = BinaryDaemon::configure(dir.path(), &sim.url, &o);
+    let url = bin.url.clone();
     let http = reqwest::Client::new();
-    let up = |http: reqwest::Client, url: String| async move {
-        wait_for("the daemon to listen", LONG, || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                http.get(format!("{url}/-/ready"))
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await
-    };
-    let mut child = spawn();
-    up(http.clone(), url.clone()).await;
+    let mut child = bin.start().await;
     sim.put("/v1/sim/scenario", json!({"delay_ms": 3000})).await;
     let req = http
         .post(format!("{url}/api/v1/rollback"))
@@ -715,8 +737,7 @@ async fn a_crash_mid_rollback_is_recovered_at_the_next_start() {
         assert_eq!(last, "executing");
     }
     sim.put("/v1/sim/scenario", json!({"delay_ms": 0})).await;
-    let mut child = spawn();
-    up(http.clone(), url.clone()).await;
+    let mut child = bin.start().await;
     let e: Value = http
         .get(format!("{url}/api/v1/rollbacks/{id}"))
         .send()
@@ -829,34 +850,10 @@ async fn sigterm_lets_the_rollback_in_flight_finish() {
         timeout: "5s",
         ..Default::default()
     };
-    std::fs::write(dir.path().join("rollbackd.yaml"), config_yaml(&sim.url, &o)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
-        .args(["serve", "--config"])
-        .arg(dir.path().join("rollbackd.yaml"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let bin = BinaryDaemon::configure(dir.path(), &sim.url, &o);
+    let url = bin.url.clone();
     let http = reqwest::Client::new();
-    wait_for("the daemon to listen", LONG, || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            http.get(format!("{url}/-/ready"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
-    })
-    .await;
+    let mut child = bin.start().await;
     sim.put("/v1/sim/scenario", json!({"delay_ms": 1000})).await;
     let pending = tokio::spawn(
         http.post(format!("{url}/api/v1/rollback"))
