@@ -2613,6 +2613,63 @@ async fn stream_idle_subscribers_do_not_hold_up_a_rollback() {
     assert_ne!(e.app.engine.triggers().updated_at, before);
 }
 
+/// A subscriber that stops reading while the engine keeps publishing is cut off (lagged behind
+/// the broadcast, or its send timed out) instead of being buffered for without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_a_subscriber_that_stops_reading_is_disconnected() {
+    let e = env(manual()).await;
+    // A tiny receive window so the daemon's writes back up quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = e.app.url.trim_start_matches("http://").to_owned();
+    let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let url = format!("ws://{addr}/api/v1/stream");
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .expect("the stream upgrades");
+
+    // Each dry run publishes its event and the status; far more than the stream's buffer.
+    const DRY_RUNS: usize = 1500;
+    let reason = "x".repeat(480);
+    let (url, http) = (e.app.url.clone(), e.app.http.clone());
+    let body = json!({"reason": reason, "dry_run": true});
+    futures_util::stream::iter(0..DRY_RUNS)
+        .for_each_concurrent(16, |_| {
+            let (url, http, body) = (url.clone(), http.clone(), body.clone());
+            async move {
+                let r = http
+                    .post(format!("{url}/api/v1/rollback"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "the engine keeps answering");
+            }
+        })
+        .await;
+
+    // Now read what was delivered: the stream ends before it has everything.
+    let mut events = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(WsMessage::Text(t)) if t.as_str().contains("\"rollback_event\"") => events += 1,
+                Ok(WsMessage::Close(f)) => return format!("closed: {f:?}"),
+                Ok(_) => {}
+                Err(err) => return format!("error: {err}"),
+            }
+        }
+        "ended".to_owned()
+    })
+    .await
+    .expect("the slow subscriber is disconnected, not kept");
+    assert!(
+        events < DRY_RUNS,
+        "{events} of {DRY_RUNS} events reached a client that did not read ({ended})"
+    );
+    eprintln!("slow subscriber: {events} of {DRY_RUNS} events, then {ended}");
+}
+
 #[tokio::test]
 async fn stream_closes_with_a_close_frame_when_the_daemon_drains() {
     let e = env(manual()).await;
