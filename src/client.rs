@@ -101,143 +101,160 @@ fn print_event(e: &Value) {
     }
 }
 
-pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+/// What a client command asks of the daemon, and how its answer is printed.
+struct Call {
+    args: ClientArgs,
+    method: reqwest::Method,
+    path: String,
+    body: Option<Value>,
+    print: fn(&Value),
+}
+
+fn call_for(cmd: Command) -> anyhow::Result<Call> {
     use reqwest::Method;
-    let (client, json_out) = match &cmd {
-        Command::Status { client }
-        | Command::Triggers { client }
-        | Command::Rollback { client, .. }
-        | Command::Restore { client, .. }
-        | Command::History { client, .. }
-        | Command::Monitoring { client, .. } => (Client::new(client.clone()), client.json),
-        _ => return Err(anyhow!("not a client command")),
+    let call = |args, method, path: &str, body, print| Call {
+        args,
+        method,
+        path: path.to_owned(),
+        body,
+        print,
     };
-    let value = match &cmd {
-        Command::Status { .. } => client.call(Method::GET, "/api/v1/status", None).await?,
-        Command::Triggers { .. } => client.call(Method::GET, "/api/v1/triggers", None).await?,
+    Ok(match cmd {
+        Command::Status { client } => {
+            call(client, Method::GET, "/api/v1/status", None, print_status)
+        }
+        Command::Triggers { client } => call(
+            client,
+            Method::GET,
+            "/api/v1/triggers",
+            None,
+            print_triggers,
+        ),
         Command::Rollback {
-            reason, dry_run, ..
-        } => {
-            client
-                .call(
-                    Method::POST,
-                    "/api/v1/rollback",
-                    Some(json!({"reason": reason, "dry_run": dry_run})),
-                )
-                .await?
-        }
-        Command::Restore { reason, .. } => {
-            client
-                .call(
-                    Method::POST,
-                    "/api/v1/restore",
-                    Some(json!({"reason": reason})),
-                )
-                .await?
-        }
+            client,
+            reason,
+            dry_run,
+        } => call(
+            client,
+            Method::POST,
+            "/api/v1/rollback",
+            Some(json!({"reason": reason, "dry_run": dry_run})),
+            print_event,
+        ),
+        Command::Restore { client, reason } => call(
+            client,
+            Method::POST,
+            "/api/v1/restore",
+            Some(json!({"reason": reason})),
+            print_event,
+        ),
         Command::History {
+            client,
             limit,
             trigger_type,
             status,
-            ..
         } => {
-            let mut q = format!("?limit={limit}");
+            let mut q = format!("/api/v1/rollbacks?limit={limit}");
             if let Some(t) = trigger_type {
                 q.push_str(&format!("&trigger_type={t}"));
             }
             if let Some(st) = status {
                 q.push_str(&format!("&status={st}"));
             }
-            client
-                .call(Method::GET, &format!("/api/v1/rollbacks{q}"), None)
-                .await?
+            call(client, Method::GET, &q, None, print_history)
         }
-        Command::Monitoring { action, .. } => {
-            client
-                .call(Method::POST, &format!("/api/v1/monitoring/{action}"), None)
-                .await?
-        }
-        _ => unreachable!(),
-    };
+        Command::Monitoring { client, action } => call(
+            client,
+            Method::POST,
+            &format!("/api/v1/monitoring/{action}"),
+            None,
+            |v| println!("monitoring active: {}", s(v, "/monitoring_active")),
+        ),
+        _ => return Err(anyhow!("not a client command")),
+    })
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let call = call_for(cmd)?;
+    let json_out = call.args.json;
+    let client = Client::new(call.args);
+    let value = client.call(call.method, &call.path, call.body).await?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    match &cmd {
-        Command::Status { .. } => {
-            println!("mode              {}", s(&value, "/mode"));
-            println!("rollback ready    {}", s(&value, "/rollback_ready"));
-            println!("rolled back       {}", s(&value, "/already_rolled_back"));
-            println!(
-                "monitoring        {} (automatic rollback {})",
-                s(&value, "/monitoring_active"),
-                s(&value, "/automatic_rollback")
-            );
-            println!("in progress       {}", s(&value, "/in_progress"));
-            println!(
-                "agents            {}/{}",
-                s(&value, "/agents/healthy"),
-                s(&value, "/agents/expected")
-            );
-            println!(
-                "target            {} up={}",
-                s(&value, "/target/url"),
-                s(&value, "/target/up")
-            );
-            println!("environment       {}", s(&value, "/environment"));
-            println!(
-                "cooldown left     {} s",
-                s(&value, "/cooldown_remaining_seconds")
-            );
-            println!(
-                "last event        {} {} {}",
-                s(&value, "/last_event/id"),
-                s(&value, "/last_event/action"),
-                s(&value, "/last_event/status")
-            );
-        }
-        Command::Triggers { .. } => {
-            println!(
-                "{:<24} {:>10} {:>3} {:>9} {:>9} {:<9} {:<8}",
-                "CONDITION", "VALUE", "OP", "WARNING", "CRITICAL", "STATUS", "TREND"
-            );
-            for c in value["conditions"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<24} {:>10} {:>3} {:>9} {:>9} {:<9} {:<8}",
-                    s(c, "/condition"),
-                    s(c, "/value"),
-                    s(c, "/operator"),
-                    s(c, "/warning_threshold"),
-                    s(c, "/critical_threshold"),
-                    s(c, "/status"),
-                    s(c, "/trend")
-                );
-            }
-            println!("triggers detected: {}", s(&value, "/triggers_detected"));
-        }
-        Command::Rollback { .. } | Command::Restore { .. } => print_event(&value),
-        Command::History { .. } => {
-            println!(
-                "{:<25} {:<8} {:<12} {:<11} {:>6} {:<10} REASON",
-                "CREATED", "ACTION", "TRIGGER", "STATUS", "SCORE", "ACTOR"
-            );
-            for e in value["events"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<25} {:<8} {:<12} {:<11} {:>6} {:<10} {}",
-                    s(e, "/created_at"),
-                    s(e, "/action"),
-                    s(e, "/trigger_type"),
-                    s(e, "/status"),
-                    s(e, "/validation_score"),
-                    s(e, "/actor"),
-                    s(e, "/reason")
-                );
-            }
-        }
-        Command::Monitoring { .. } => {
-            println!("monitoring active: {}", s(&value, "/monitoring_active"))
-        }
-        _ => unreachable!(),
+    } else {
+        (call.print)(&value);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(value: &Value) {
+    println!("mode              {}", s(value, "/mode"));
+    println!("rollback ready    {}", s(value, "/rollback_ready"));
+    println!("rolled back       {}", s(value, "/already_rolled_back"));
+    println!(
+        "monitoring        {} (automatic rollback {})",
+        s(value, "/monitoring_active"),
+        s(value, "/automatic_rollback")
+    );
+    println!("in progress       {}", s(value, "/in_progress"));
+    println!(
+        "agents            {}/{}",
+        s(value, "/agents/healthy"),
+        s(value, "/agents/expected")
+    );
+    println!(
+        "target            {} up={}",
+        s(value, "/target/url"),
+        s(value, "/target/up")
+    );
+    println!("environment       {}", s(value, "/environment"));
+    println!(
+        "cooldown left     {} s",
+        s(value, "/cooldown_remaining_seconds")
+    );
+    println!(
+        "last event        {} {} {}",
+        s(value, "/last_event/id"),
+        s(value, "/last_event/action"),
+        s(value, "/last_event/status")
+    );
+}
+
+fn print_triggers(value: &Value) {
+    println!(
+        "{:<24} {:>10} {:>3} {:>9} {:>9} {:<9} {:<8}",
+        "CONDITION", "VALUE", "OP", "WARNING", "CRITICAL", "STATUS", "TREND"
+    );
+    for c in value["conditions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:>10} {:>3} {:>9} {:>9} {:<9} {:<8}",
+            s(c, "/condition"),
+            s(c, "/value"),
+            s(c, "/operator"),
+            s(c, "/warning_threshold"),
+            s(c, "/critical_threshold"),
+            s(c, "/status"),
+            s(c, "/trend")
+        );
+    }
+    println!("triggers detected: {}", s(value, "/triggers_detected"));
+}
+
+fn print_history(value: &Value) {
+    println!(
+        "{:<25} {:<8} {:<12} {:<11} {:>6} {:<10} REASON",
+        "CREATED", "ACTION", "TRIGGER", "STATUS", "SCORE", "ACTOR"
+    );
+    for e in value["events"].as_array().into_iter().flatten() {
+        println!(
+            "{:<25} {:<8} {:<12} {:<11} {:>6} {:<10} {}",
+            s(e, "/created_at"),
+            s(e, "/action"),
+            s(e, "/trigger_type"),
+            s(e, "/status"),
+            s(e, "/validation_score"),
+            s(e, "/actor"),
+            s(e, "/reason")
+        );
+    }
 }
