@@ -167,19 +167,23 @@ pub async fn restore(State(s): State<AppState>, req: Request) -> Result<Response
 }
 
 pub async fn monitoring_start(
-    State(s): State<AppState>,
+    s: State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    actor(&s, &headers, Need::Operator)?;
-    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(true)})).into_response())
+    set_monitoring(s, headers, true)
 }
 
-pub async fn monitoring_stop(
+pub async fn monitoring_stop(s: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    set_monitoring(s, headers, false)
+}
+
+fn set_monitoring(
     State(s): State<AppState>,
     headers: HeaderMap,
+    on: bool,
 ) -> Result<Response, ApiError> {
     actor(&s, &headers, Need::Operator)?;
-    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(false)})).into_response())
+    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(on)})).into_response())
 }
 
 /// Query parameters, refused by name when unknown or malformed.
@@ -197,33 +201,40 @@ impl Params {
     }
 
     fn limit(&self) -> Result<u32, ApiError> {
-        match self.0.get("limit") {
-            None => Ok(50),
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "limit {v:?} must be a whole number from 1 to 500"
-                    ))
-                }),
-        }
+        let limit = self.parsed(
+            "limit",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=500).contains(n)),
+            "must be a whole number from 1 to 500",
+        )?;
+        Ok(limit.unwrap_or(50))
     }
 
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    /// The value under `key` through `parse`; a value it refuses is a 400 saying what was
+    /// expected.
+    fn parsed<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, ApiError> {
         self.0
             .get(key)
             .map(|v| {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "{key} {v:?} must be an RFC 3339 time such as 2026-11-23T10:00:00Z"
-                        ))
-                    })
+                parse(v).ok_or_else(|| ApiError::bad_request(format!("{key} {v:?} {expected}")))
             })
             .transpose()
+    }
+
+    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.parsed(
+            key,
+            |v| {
+                DateTime::parse_from_rfc3339(v)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            },
+            "must be an RFC 3339 time such as 2026-11-23T10:00:00Z",
+        )
     }
 }
 
@@ -245,21 +256,16 @@ pub async fn list_rollbacks(
         ],
     )?;
     let limit = p.limit()?;
-    let trigger_type =
-        p.0.get("trigger_type")
-            .map(|v| {
-                TriggerType::parse(v).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "trigger_type {v:?} must be watchdog, alertmanager or manual"
-                    ))
-                })
-            })
-            .transpose()?;
-    let status = p
-        .0
-        .get("status")
-        .map(|v| EventStatus::parse(v).ok_or_else(|| ApiError::bad_request(format!("status {v:?} must be one of pending, executing, validating, completed, failed, suppressed, dry_run"))))
-        .transpose()?;
+    let trigger_type = p.parsed(
+        "trigger_type",
+        TriggerType::parse,
+        "must be watchdog, alertmanager or manual",
+    )?;
+    let status = p.parsed(
+        "status",
+        EventStatus::parse,
+        "must be one of pending, executing, validating, completed, failed, suppressed, dry_run",
+    )?;
     let query = EventQuery {
         limit,
         before: p.0.get("before").cloned(),
@@ -297,16 +303,11 @@ pub async fn list_validations(
     actor(&s, &headers, Need::Read)?;
     let p = Params::new(q, &["limit", "before", "event_id"])?;
     let limit = p.limit()?;
-    let before =
-        p.0.get("before")
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "before {v:?} must be a validation id (a whole number)"
-                    ))
-                })
-            })
-            .transpose()?;
+    let before = p.parsed(
+        "before",
+        |v| v.parse::<i64>().ok(),
+        "must be a validation id (a whole number)",
+    )?;
     let runs = s
         .engine
         .store()
@@ -329,8 +330,7 @@ pub async fn alertmanager(State(s): State<AppState>, req: Request) -> Result<Res
         m.count_webhook_rejection(reason);
         e
     };
-    let headers = req.headers().clone();
-    actor(&s, &headers, Need::Webhook).map_err(|e| reject("unauthorized", e))?;
+    actor(&s, req.headers(), Need::Webhook).map_err(|e| reject("unauthorized", e))?;
     let bytes = json_bytes(req, &()).await.map_err(|e| {
         let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
