@@ -112,18 +112,18 @@ impl Sim {
         let recovering = self.status.mode == MODE_UNIVERSAL_CYCLE_4;
         let sign = if recovering { -2.0 } else { 1.0 };
         let m = &mut self.status.metrics;
-        if let Some(v) = m.get("walk_forward_stability").and_then(Value::as_f64) {
-            m.insert(
-                "walk_forward_stability".into(),
-                json!((v - sign * STABILITY_DROP * dt).clamp(20.0, 72.5)),
-            );
-        }
-        if let Some(v) = m.get("overfitting_score").and_then(Value::as_f64) {
-            m.insert(
-                "overfitting_score".into(),
-                json!((v + sign * OVERFIT_RISE * dt).clamp(0.21, 0.9)),
-            );
-        }
+        let mut nudge = |key: &str, by: f64, lo: f64, hi: f64| {
+            if let Some(v) = m.get(key).and_then(Value::as_f64) {
+                m.insert(key.into(), json!((v + by).clamp(lo, hi)));
+            }
+        };
+        nudge(
+            "walk_forward_stability",
+            -sign * STABILITY_DROP * dt,
+            20.0,
+            72.5,
+        );
+        nudge("overfitting_score", sign * OVERFIT_RISE * dt, 0.21, 0.9);
     }
 
     /// Counts the request; says whether this one fails (flaky) and how long to stall.
@@ -181,18 +181,31 @@ pub async fn run(
         .await
 }
 
-/// The body as JSON, whatever Content-Type came with it: the control routes are for curl too.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Box<Response>> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Box::new(bad_request(format!("invalid JSON body: {e}"))))
+/// A refused control or switch request: 400 with the SPEC's error shape. Boxed so a handler's
+/// `Result` stays small.
+struct Refusal(Box<Response>);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": {"code": "invalid_request", "message": message.into()}})),
-    )
-        .into_response()
+type Answer = Result<Response, Refusal>;
+
+/// The body as JSON, whatever Content-Type came with it: the control routes are for curl too.
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn bad_request(message: impl Into<String>) -> Refusal {
+    Refusal(Box::new(
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "invalid_request", "message": message.into()}})),
+        )
+            .into_response(),
+    ))
 }
 
 async fn stall(delay: Option<Duration>) {
@@ -220,21 +233,18 @@ async fn status(State(s): State<Simulator>) -> Response {
     Json(sim.status.clone()).into_response()
 }
 
-async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Response {
+async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Answer {
     let (fail, delay) = s.lock().admit();
     if fail {
         stall(delay).await;
-        return unavailable();
+        return Ok(unavailable());
     }
-    let req: SwitchRequest = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let req: SwitchRequest = body(&bytes)?;
     if req.event_id.trim().is_empty() {
-        return bad_request("event_id is required");
+        return Err(bad_request("event_id is required"));
     }
     if req.mode != MODE_SESSION_TARGETED && req.mode != MODE_UNIVERSAL_CYCLE_4 {
-        return bad_request(format!("unknown mode {:?}", req.mode));
+        return Err(bad_request(format!("unknown mode {:?}", req.mode)));
     }
     // Applied first, answered after the stall: a slow target that did switch, the case a
     // crash between "executing" and the answer leaves behind.
@@ -265,21 +275,20 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Response {
         sim.status.clone()
     };
     stall(delay).await;
-    Json(status).into_response()
+    Ok(Json(status).into_response())
 }
 
-async fn set_metrics(State(s): State<Simulator>, bytes: Bytes) -> Response {
-    let patch: BTreeMap<String, Value> = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+async fn set_metrics(State(s): State<Simulator>, bytes: Bytes) -> Answer {
+    let patch: BTreeMap<String, Value> = body(&bytes)?;
     if let Some((k, _)) = patch.iter().find(|(_, v)| !(v.is_number() || v.is_null())) {
-        return bad_request(format!("metric {k:?} must be a number or null"));
+        return Err(bad_request(format!(
+            "metric {k:?} must be a number or null"
+        )));
     }
     let mut sim = s.lock();
     sim.tick();
     sim.status.metrics.extend(patch);
-    Json(sim.status.clone()).into_response()
+    Ok(Json(sim.status.clone()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -288,19 +297,16 @@ struct AgentsPatch {
     healthy: u32,
 }
 
-async fn set_agents(State(s): State<Simulator>, bytes: Bytes) -> Response {
-    let patch: AgentsPatch = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+async fn set_agents(State(s): State<Simulator>, bytes: Bytes) -> Answer {
+    let patch: AgentsPatch = body(&bytes)?;
     if patch.healthy > AGENTS {
-        return bad_request(format!("healthy must be 0 to {AGENTS}"));
+        return Err(bad_request(format!("healthy must be 0 to {AGENTS}")));
     }
     let mut sim = s.lock();
     for (i, a) in sim.status.agents.iter_mut().enumerate() {
         a.healthy = (i as u32) < patch.healthy;
     }
-    Json(sim.status.clone()).into_response()
+    Ok(Json(sim.status.clone()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -310,11 +316,8 @@ struct ScenarioPatch {
     delay_ms: Option<u64>,
 }
 
-async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Response {
-    let patch: ScenarioPatch = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Answer {
+    let patch: ScenarioPatch = body(&bytes)?;
     let mut sim = s.lock();
     sim.tick();
     if let Some(sc) = patch.scenario {
@@ -323,8 +326,12 @@ async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Response {
     if let Some(ms) = patch.delay_ms {
         sim.delay = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    Json(json!({"scenario": sim.scenario, "delay_ms": sim.delay.map(|d| d.as_millis() as u64)}))
-        .into_response()
+    Ok(
+        Json(
+            json!({"scenario": sim.scenario, "delay_ms": sim.delay.map(|d| d.as_millis() as u64)}),
+        )
+        .into_response(),
+    )
 }
 
 async fn list_switches(State(s): State<Simulator>) -> Response {
