@@ -337,3 +337,76 @@ async fn set_scenario(State(s): State<Simulator>, bytes: Bytes) -> Answer {
 async fn list_switches(State(s): State<Simulator>) -> Response {
     Json(json!({"switches": s.lock().switches})).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The simulator on 127.0.0.1:0; answers (status, JSON) to a PUT.
+    async fn put(path: &str, body: &str) -> (u16, Value) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let app = Simulator::new(Scenario::Steady).router();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = reqwest::Client::new()
+            .put(url)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let out = (r.status().as_u16(), r.json().await.unwrap());
+        server.abort();
+        out
+    }
+
+    async fn refused(path: &str, body: &str, needle: &str) {
+        let (code, v) = put(path, body).await;
+        assert_eq!(code, 400, "{path} {body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_request");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{path} {body}: {msg}");
+    }
+
+    #[tokio::test]
+    async fn bad_control_and_switch_bodies_are_refused_by_name() {
+        refused("/v1/sim/metrics", "{", "invalid JSON body").await;
+        refused(
+            "/v1/sim/metrics",
+            r#"{"max_drawdown": "high"}"#,
+            "\"max_drawdown\" must be a number or null",
+        )
+        .await;
+        refused(
+            "/v1/sim/agents",
+            r#"{"healthy": 9}"#,
+            "healthy must be 0 to 8",
+        )
+        .await;
+        refused("/v1/sim/agents", r#"{"up": 3}"#, "unknown field `up`").await;
+        refused("/v1/sim/scenario", r#"{"scenario": "calm"}"#, "calm").await;
+        let switch = |mode: &str, id: &str| {
+            json!({"mode": mode, "parameters": {}, "event_id": id, "reason": "r"}).to_string()
+        };
+        refused(
+            "/v1/mode",
+            &switch("universal_cycle_4", " "),
+            "event_id is required",
+        )
+        .await;
+        refused(
+            "/v1/mode",
+            &switch("cycle_5", "e1"),
+            "unknown mode \"cycle_5\"",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_good_patch_is_applied_and_echoed() {
+        let (code, v) = put("/v1/sim/metrics", r#"{"max_drawdown": 5.0}"#).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["metrics"]["max_drawdown"], 5.0);
+        assert_eq!(v["metrics"]["walk_forward_stability"], 72.5);
+    }
+}
