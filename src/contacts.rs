@@ -66,6 +66,18 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
     }
 }
 
+/// The field a channel is delivered to, and its trimmed value (empty when missing); `None`
+/// for a channel this directory does not know. `sms` and `phone` both go to the phone number.
+fn channel<'a>(c: &'a Contact, ch: &str) -> Option<(&'static str, &'a str)> {
+    let (field, value) = match ch {
+        "email" => ("email", &c.email),
+        "sms" | "phone" => ("phone", &c.phone),
+        "slack" => ("slack_channel", &c.slack_channel),
+        _ => return None,
+    };
+    Some((field, value.as_deref().map(str::trim).unwrap_or("")))
+}
+
 /// Checks every contact; the first mistake is named with its group, index and role.
 pub fn validate(dir: &Directory, production: bool) -> Result<(), String> {
     if dir.emergency_contacts.values().all(Vec::is_empty) {
@@ -83,17 +95,11 @@ pub fn validate(dir: &Directory, production: bool) -> Result<(), String> {
                 ));
             }
             for ch in &c.channels {
-                let (field, value) = match ch.as_str() {
-                    "email" => ("email", &c.email),
-                    "sms" | "phone" => ("phone", &c.phone),
-                    "slack" => ("slack_channel", &c.slack_channel),
-                    other => {
-                        return Err(format!(
-                            "{who}: unknown channel {other:?}; expected email, sms, slack or phone"
-                        ))
-                    }
+                let Some((field, value)) = channel(c, ch) else {
+                    return Err(format!(
+                        "{who}: unknown channel {ch:?}; expected email, sms, slack or phone"
+                    ));
                 };
-                let value = value.as_deref().map(str::trim).unwrap_or("");
                 if value.is_empty() {
                     return Err(format!(
                         "{who}: channel {ch:?} needs `{field}`, which is missing"
@@ -148,20 +154,14 @@ fn recipients(dir: &Directory, priorities: &[u8], sms_allowed: bool) -> Recipien
         .collect();
     contacts.sort_by_key(|c| c.priority);
     for c in contacts {
-        for ch in &c.channels {
-            match ch.as_str() {
-                "email" => {
-                    push_unique(&mut r.emails, c.email.as_deref().unwrap_or_default().trim())
-                }
-                "sms" | "phone" if sms_allowed => {
-                    push_unique(&mut r.phones, c.phone.as_deref().unwrap_or_default().trim())
-                }
-                "slack" => push_unique(
-                    &mut r.slack,
-                    c.slack_channel.as_deref().unwrap_or_default().trim(),
-                ),
-                _ => {}
-            }
+        for (field, address) in c.channels.iter().filter_map(|ch| channel(c, ch)) {
+            let list = match field {
+                "email" => &mut r.emails,
+                "phone" if sms_allowed => &mut r.phones,
+                "slack_channel" => &mut r.slack,
+                _ => continue,
+            };
+            push_unique(list, address);
         }
     }
     r
