@@ -80,21 +80,14 @@ pub enum PayloadError {
     Version(String),
 }
 
-/// Parses and checks a delivery; names the first thing wrong.
+/// Parses and checks a delivery; names the first thing wrong. A good delivery is parsed once,
+/// straight into its types (the webhook's hot path); only a refused one is looked at again, to
+/// say why.
 pub fn parse(body: &[u8]) -> Result<Payload, PayloadError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| PayloadError::Malformed(e.to_string()))?;
-    if let Some(v) = value.get("version") {
-        if v.as_str() != Some("4") {
-            return Err(PayloadError::Version(
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string()),
-            ));
-        }
+    let p: Payload = serde_json::from_slice(body).map_err(|e| why_refused(body, e))?;
+    if p.version != "4" {
+        return Err(PayloadError::Version(p.version));
     }
-    let p: Payload = serde_path_to_error::deserialize(value)
-        .map_err(|e| PayloadError::Malformed(format!("{}: {}", e.path(), e.inner())))?;
     for (i, a) in p.alerts.iter().enumerate() {
         if a.fingerprint.trim().is_empty() {
             return Err(PayloadError::Malformed(format!(
@@ -115,6 +108,22 @@ pub fn parse(body: &[u8]) -> Result<Payload, PayloadError> {
         }
     }
     Ok(p)
+}
+
+/// The first thing wrong with a body that does not parse as a payload: not JSON, another
+/// version, or the field that does not fit.
+fn why_refused(body: &[u8], first: serde_json::Error) -> PayloadError {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return PayloadError::Malformed(e.to_string()),
+    };
+    if let Some(v) = value.get("version").filter(|v| v.as_str() != Some("4")) {
+        return PayloadError::Version(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+    }
+    match serde_path_to_error::deserialize::<_, Payload>(value) {
+        Err(e) => PayloadError::Malformed(format!("{}: {}", e.path(), e.inner())),
+        Ok(_) => PayloadError::Malformed(first.to_string()),
+    }
 }
 
 #[cfg(test)]
