@@ -21,6 +21,15 @@ pub struct Actor {
     pub role: Option<Role>,
 }
 
+impl Actor {
+    fn anonymous() -> Actor {
+        Actor {
+            name: "anonymous".into(),
+            role: None,
+        }
+    }
+}
+
 fn allowed(role: Role, need: Need) -> bool {
     match need {
         Need::Read => matches!(role, Role::Viewer | Role::Operator | Role::Admin),
@@ -66,26 +75,22 @@ pub fn authorize(
     presented: Option<&str>,
     need: Need,
 ) -> Result<Actor, ApiError> {
-    let open = auth.tokens.is_empty() || (need == Need::Read && !auth.read_requires_token);
-    let Some(presented) = presented else {
-        if open {
-            return Ok(Actor {
-                name: "anonymous".into(),
-                role: None,
-            });
-        }
-        return Err(ApiError::unauthorized("a bearer token is required"));
-    };
+    // No tokens configured: every route is open (the embedded default; `serve` warns).
     if auth.tokens.is_empty() {
-        return Ok(Actor {
-            name: "anonymous".into(),
-            role: None,
-        });
+        return Ok(Actor::anonymous());
     }
+    let open_read = need == Need::Read && !auth.read_requires_token;
+    let Some(presented) = presented else {
+        return if open_read {
+            Ok(Actor::anonymous())
+        } else {
+            Err(ApiError::unauthorized("a bearer token is required"))
+        };
+    };
     let token = lookup(auth, presented).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    if !(allowed(token.role, need) || (need == Need::Read && open)) {
+    if !(allowed(token.role, need) || open_read) {
         let what = match need {
-            Need::Read => "reading",
+            Need::Read => "reading needs the viewer, operator or admin role",
             Need::Operator => "this action needs the operator or admin role",
             Need::Admin => "this action needs the admin role",
             Need::Webhook => "the webhook needs the webhook, operator or admin role",
