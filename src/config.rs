@@ -716,15 +716,9 @@ fn build(
             if !value.is_finite() {
                 return Err(terr(key, format!("{value} is not a finite number")));
             }
-            if Some(env) != cfg.environment.as_ref() {
-                if !matches!(field, "critical_threshold" | "warning_threshold") {
-                    return Err(terr(key, format!("unknown field {field:?}; expected critical_threshold or warning_threshold")));
-                }
-                continue;
-            }
-            match field {
-                "critical_threshold" => spec.critical = *value,
-                "warning_threshold" => spec.warning = *value,
+            let slot = match field {
+                "critical_threshold" => &mut spec.critical,
+                "warning_threshold" => &mut spec.warning,
                 other => {
                     return Err(terr(
                         key,
@@ -733,6 +727,9 @@ fn build(
                     ),
                     ))
                 }
+            };
+            if Some(env) == cfg.environment.as_ref() {
+                *slot = *value;
             }
         }
     }
