@@ -27,6 +27,9 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Invalid(String),
+    /// A paging cursor that names no event: the caller's mistake, not the store's.
+    #[error("before: no event with id {0:?}")]
+    UnknownCursor(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -407,9 +410,7 @@ impl Store {
                         |r| r.get(0),
                     )
                     .optional()?;
-                let seq = seq.ok_or_else(|| {
-                    StoreError::Invalid(format!("before: no event with id {before:?}"))
-                })?;
+                let seq = seq.ok_or_else(|| StoreError::UnknownCursor(before.clone()))?;
                 args.push(Box::new(seq));
                 clauses.push(format!("e.seq < ?{}", args.len()));
             }

@@ -2279,14 +2279,16 @@ async fn webhook_a_firing_alert_while_rolled_back_is_recorded_as_suppressed() {
     assert_eq!(ev["suppressed_reason"], "already_rolled_back");
     assert_eq!(ev["alert_names"], json!(["WalkForwardStabilityCritical"]));
     assert_eq!(switches(&e.sim).await.len(), 1);
-    let text = app.metrics().await;
-    assert_eq!(
-        metric(
+    // The counter moves just after the event is durable, so a scrape may be a moment behind.
+    let text = wait_for("the suppression counted", LONG, move || async move {
+        let text = a.metrics().await;
+        (metric(
             &text,
-            "rollback_suppressed_total{reason=\"already_rolled_back\"}"
-        ),
-        Some(1.0)
-    );
+            "rollback_suppressed_total{reason=\"already_rolled_back\"}",
+        ) == Some(1.0))
+        .then_some(text)
+    })
+    .await;
     assert_eq!(
         metric(
             &text,

@@ -65,12 +65,12 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::Invalid(m) if m.starts_with("before:") => ApiError::bad_request(m),
-            other => ApiError::new(
+        match &e {
+            StoreError::UnknownCursor(_) => ApiError::bad_request(e.to_string()),
+            _ => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
-                other.to_string(),
+                e.to_string(),
             ),
         }
     }
