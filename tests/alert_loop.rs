@@ -13,52 +13,27 @@ mod stack_files;
 
 use common::stack::*;
 use common::*;
-use rollbackd::simulator::Scenario;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(45);
 
-async fn query(http: &reqwest::Client, prom: &str, expr: &str) -> Value {
-    http.get(format!("{prom}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_and_people_are_told(
 ) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let sinks: Shared = Arc::default();
-    let http_sink = http_sink(sinks.clone()).await;
-    let smtp = smtp_sink(sinks.clone()).await;
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let app_dir = dir.join("daemon");
-    std::fs::create_dir(&app_dir).unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        &app_dir,
-        &Options {
-            automatic_rollback: false,
-            auth: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let daemon_addr = app.url.trim_start_matches("http://").to_string();
-
-    let am_config = render_alertmanager(dir, &app.url, &http_sink, &smtp);
+    let stack = AlertLoop::start(2, LIMIT).await;
+    let AlertLoop {
+        sim,
+        app,
+        sinks,
+        http,
+        am_addrs,
+        ..
+    } = &stack;
     let amtool = std::process::Command::new("amtool")
         .arg("check-config")
-        .arg(&am_config)
+        .arg(&stack.am_config)
         .output()
         .expect("amtool is required (Debian package prometheus-alertmanager)");
     assert!(
@@ -66,67 +41,6 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
         "{}",
         String::from_utf8_lossy(&amtool.stdout)
     );
-    let am_addrs: Vec<String> = (0..2)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let mut procs = Vec::new();
-    for (i, addr) in am_addrs.iter().enumerate() {
-        let data = dir.join(format!("am{i}"));
-        std::fs::create_dir(&data).unwrap();
-        procs.push(start(
-            if i == 0 {
-                "alertmanager-a"
-            } else {
-                "alertmanager-b"
-            },
-            "prometheus-alertmanager",
-            &[
-                format!("--config.file={}", am_config.display()),
-                format!("--storage.path={}", data.display()),
-                format!("--web.listen-address={addr}"),
-                "--cluster.listen-address=".into(),
-            ],
-            dir,
-        ));
-    }
-    let prom_addr = format!("127.0.0.1:{}", free_port());
-    let prom_config = render_prometheus(dir, &daemon_addr, &prom_addr, &am_addrs);
-    procs.push(start(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", prom_config.display()),
-            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
-            format!("--web.listen-address={prom_addr}"),
-        ],
-        dir,
-    ));
-    let prom = format!("http://{prom_addr}");
-    let http = reqwest::Client::new();
-
-    wait_for("Prometheus to scrape rollbackd", LIMIT, || async {
-        let v = http
-            .get(format!("{prom}/api/v1/query"))
-            .query(&[("query", "up{job=\"rollbackd\"} == 1")])
-            .send()
-            .await
-            .ok()?
-            .json::<Value>()
-            .await
-            .ok()?;
-        (!v["data"]["result"].as_array()?.is_empty()).then_some(())
-    })
-    .await;
-    wait_for("both Alertmanagers", LIMIT, || async {
-        let v = query(
-            &http,
-            &prom,
-            "prometheus_notifications_alertmanagers_discovered",
-        )
-        .await;
-        (v["data"]["result"][0]["value"][1] == "2").then_some(())
-    })
-    .await;
 
     let breach = Instant::now();
     sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 30.0}))
@@ -279,7 +193,7 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     assert!(exprs.len() > 50, "found only {} expressions", exprs.len());
     let mut failures = Vec::new();
     for (where_, expr) in &exprs {
-        let v = query(&http, &prom, expr).await;
+        let v = stack.query(expr).await;
         if v["status"] != "success" {
             failures.push(format!("{where_}: {expr}\n   -> {}", v["error"]));
         }
@@ -309,5 +223,4 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
         exprs.len(),
         failures.join("\n")
     );
-    drop(procs);
 }

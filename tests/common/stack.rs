@@ -3,12 +3,14 @@
 //! standing in for SMTP, Slack and SNS.
 #![allow(dead_code)]
 
-use super::WEBHOOK_TOKEN;
-use serde_json::json;
+use super::{wait_for, Options, TestApp, TestSim, WEBHOOK_TOKEN};
+use rollbackd::simulator::Scenario;
+use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 pub fn repo() -> PathBuf {
@@ -356,4 +358,128 @@ pub fn render_prometheus(
     let path = dir.join("prometheus.yml");
     std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
     path
+}
+
+/// The whole alerting loop on loopback: rollbackd (its own automatic rollback off, tokens on)
+/// guarding a steady simulator, `alertmanagers` real Alertmanagers (an HA set without gossip,
+/// so each delivers) and a real Prometheus, all from configs rendered from the shipped ones,
+/// with the people's integrations pointed at local sinks.
+pub struct AlertLoop {
+    pub sim: TestSim,
+    pub app: TestApp,
+    pub sinks: Shared,
+    pub am_config: PathBuf,
+    pub am_addrs: Vec<String>,
+    /// Prometheus's base URL.
+    pub prom: String,
+    pub http: reqwest::Client,
+    _procs: Vec<Proc>,
+    // Last: the processes are gone before their directories are.
+    _dir: tempfile::TempDir,
+}
+
+impl AlertLoop {
+    /// Starts everything and returns once Prometheus scrapes rollbackd and has found every
+    /// Alertmanager.
+    pub async fn start(alertmanagers: usize, limit: Duration) -> AlertLoop {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let sinks: Shared = Arc::default();
+        let http_sink = http_sink(sinks.clone()).await;
+        let smtp = smtp_sink(sinks.clone()).await;
+        let sim = TestSim::spawn(Scenario::Steady).await;
+        let app_dir = dir.join("daemon");
+        std::fs::create_dir(&app_dir).unwrap();
+        let app = TestApp::start(
+            &sim.url,
+            &app_dir,
+            &Options {
+                automatic_rollback: false,
+                auth: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        let am_config = render_alertmanager(dir, &app.url, &http_sink, &smtp);
+        let am_addrs: Vec<String> = (0..alertmanagers)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut procs = Vec::new();
+        for (i, addr) in am_addrs.iter().enumerate() {
+            let data = dir.join(format!("am{i}"));
+            std::fs::create_dir(&data).unwrap();
+            procs.push(start(
+                ["alertmanager-a", "alertmanager-b", "alertmanager-c"][i],
+                "prometheus-alertmanager",
+                &[
+                    format!("--config.file={}", am_config.display()),
+                    format!("--storage.path={}", data.display()),
+                    format!("--web.listen-address={addr}"),
+                    "--cluster.listen-address=".into(),
+                ],
+                dir,
+            ));
+        }
+        let prom_addr = format!("127.0.0.1:{}", free_port());
+        let daemon_addr = app.url.trim_start_matches("http://");
+        let prom_config = render_prometheus(dir, daemon_addr, &prom_addr, &am_addrs);
+        procs.push(start(
+            "prometheus",
+            "prometheus",
+            &[
+                format!("--config.file={}", prom_config.display()),
+                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+                format!("--web.listen-address={prom_addr}"),
+            ],
+            dir,
+        ));
+        let stack = AlertLoop {
+            sim,
+            app,
+            sinks,
+            am_config,
+            am_addrs,
+            prom: format!("http://{prom_addr}"),
+            http: reqwest::Client::new(),
+            _procs: procs,
+            _dir: tmp,
+        };
+        let s = &stack;
+        wait_for(
+            "Prometheus to scrape rollbackd",
+            limit,
+            move || async move {
+                let v = s.try_query("up{job=\"rollbackd\"} == 1").await?;
+                (!v["data"]["result"].as_array()?.is_empty()).then_some(())
+            },
+        )
+        .await;
+        let found = alertmanagers.to_string();
+        wait_for("Prometheus to find every Alertmanager", limit, || async {
+            let v = s
+                .try_query("prometheus_notifications_alertmanagers_discovered")
+                .await?;
+            (v["data"]["result"][0]["value"][1] == found.as_str()).then_some(())
+        })
+        .await;
+        stack
+    }
+
+    async fn try_query(&self, expr: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/query", self.prom))
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    /// An instant query on this Prometheus; its answer whatever the status.
+    pub async fn query(&self, expr: &str) -> Value {
+        self.try_query(expr)
+            .await
+            .unwrap_or_else(|| panic!("Prometheus did not answer the query {expr}"))
+    }
 }
