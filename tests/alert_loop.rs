@@ -7,10 +7,8 @@
 //! Then every PromQL expression of the dashboards and the rules is run on that Prometheus.
 
 mod common;
-#[allow(dead_code)]
-#[path = "stack_files.rs"]
-mod stack_files;
 
+use common::files::*;
 use common::stack::*;
 use common::*;
 use serde_json::{json, Value};
@@ -164,12 +162,12 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
         .text()
         .await
         .unwrap();
-    let mut exprs: Vec<(String, String)> = stack_files::all_dashboard_exprs()
+    let mut exprs: Vec<(String, String)> = all_dashboard_exprs()
         .into_iter()
         .map(|e| {
             (
                 format!("{} {}", e.dashboard, e.location),
-                stack_files::grafana_vars_substituted(&e.expr, "5m", ".*"),
+                grafana_vars_substituted(&e.expr, "5m", ".*"),
             )
         })
         .collect();
@@ -197,14 +195,14 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
         if v["status"] != "success" {
             failures.push(format!("{where_}: {expr}\n   -> {}", v["error"]));
         }
-        for name in stack_files::promql_metric_names(expr) {
+        for name in promql_metric_names(expr) {
             let series = |text: &str, n: &str| {
                 text.lines().any(|l| {
                     !l.starts_with('#')
                         && (l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
                 })
             };
-            let present = if stack_files::is_rollbackd_metric(&name) {
+            let present = if is_rollbackd_metric(&name) {
                 series(&daemon_metrics, &name)
             } else if name.starts_with("alertmanager_") {
                 series(&am_metrics, &name)

@@ -9,10 +9,13 @@
 //! - Every metric a rule uses is documented in docs/metrics.md (or is `up`).
 //! - Every alert has a promtool test where it fires and one where it stays silent.
 
+mod common;
+
+use common::files::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const RUNBOOK_BASE: &str = "https://github.com/rollbackd/rollbackd/blob/main/docs/runbook.md#";
@@ -20,13 +23,9 @@ const INSTALL_HINT: &str =
     "install the Debian packages `prometheus` and `prometheus-alertmanager` \
      (apt-get install prometheus prometheus-alertmanager), which provide promtool and amtool";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Files in `dir` (relative to the crate root) ending in `ext`, sorted, as relative paths.
 fn files(dir: &str, ext: &str) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
+    let mut out: Vec<String> = std::fs::read_dir(repo().join(dir))
         .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
         .map(|e| {
             e.expect("directory entry")
@@ -50,16 +49,12 @@ fn test_files() -> Vec<String> {
     files("alerting/tests", ".yml")
 }
 
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
-}
-
 /// Runs a tool from the crate root; fails with its whole output unless it succeeds, and fails
 /// with an install hint when the tool is missing. Returns stdout.
 fn run(program: &str, args: &[&str]) -> String {
     let output = Command::new(program)
         .args(args)
-        .current_dir(root())
+        .current_dir(repo())
         .output()
         .unwrap_or_else(|e| {
             if e.kind() == ErrorKind::NotFound {
@@ -153,128 +148,6 @@ fn heading_anchors(markdown: &str) -> BTreeSet<String> {
         }
     }
     anchors
-}
-
-/// Metric names used in a PromQL expression: identifiers that are not functions, keywords,
-/// aggregation operators, label names (in `{...}` or in `by/on/ignoring/...(...)` lists),
-/// durations or strings.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    const KEYWORDS: &[&str] = &[
-        "and",
-        "or",
-        "unless",
-        "bool",
-        "offset",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "atan2",
-        "inf",
-        "nan",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-    ];
-    const LABEL_LISTS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    let skip_to = |i: &mut usize, close: char| {
-        while *i < chars.len() && chars[*i] != close {
-            if matches!(chars[*i], '"' | '\'' | '`') {
-                let q = chars[*i];
-                *i += 1;
-                while *i < chars.len() && chars[*i] != q {
-                    if chars[*i] == '\\' {
-                        *i += 1;
-                    }
-                    *i += 1;
-                }
-            }
-            *i += 1;
-        }
-        *i += 1;
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '{' => {
-                i += 1;
-                skip_to(&mut i, '}');
-            }
-            '[' => {
-                i += 1;
-                skip_to(&mut i, ']');
-            }
-            '"' | '\'' | '`' => {
-                i += 1;
-                skip_to(&mut i, c);
-            }
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_digit()
-                || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
-            {
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-                {
-                    i += 1;
-                }
-                let ident: String = chars[start..i].iter().collect();
-                let mut j = i;
-                while j < chars.len() && chars[j].is_whitespace() {
-                    j += 1;
-                }
-                let followed_by_paren = chars.get(j) == Some(&'(');
-                if LABEL_LISTS.contains(&ident.as_str()) && followed_by_paren {
-                    i = j + 1;
-                    skip_to(&mut i, ')');
-                } else if !followed_by_paren && !KEYWORDS.contains(&ident.to_lowercase().as_str()) {
-                    names.insert(ident);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    names
-}
-
-/// Metric names documented in docs/metrics.md: the first backticked word of each table row.
-fn documented_metrics() -> BTreeSet<String> {
-    read("docs/metrics.md")
-        .lines()
-        .filter_map(|line| line.strip_prefix("| `"))
-        .filter_map(|rest| rest.split('`').next())
-        .map(str::to_owned)
-        .collect()
 }
 
 // ---- the tools --------------------------------------------------------------------------------
@@ -612,7 +485,7 @@ fn rules_only_use_documented_metrics() {
     for (file, rule) in alerts() {
         let name = alert_name(&rule);
         let expr = rule["expr"].as_str().expect("expr is a string");
-        let used = metric_names(expr);
+        let used = promql_metric_names(expr);
         assert!(
             !used.is_empty(),
             "{file}: {name}: found no metric in {expr}"
@@ -635,7 +508,7 @@ fn rules_only_use_documented_metrics() {
 
 #[test]
 fn the_metric_name_parser_skips_labels_functions_and_keywords() {
-    let names = metric_names(
+    let names = promql_metric_names(
         r#"(rollback_last_event_info * ignoring(event_id, status) group_left() (time() - rollback_last_event_timestamp_seconds)) < 600
            or increase(rollback_outcomes_total{status="failed", x=~"a{1}"}[15m] offset 5m) > 0
            and on(instance) sum by (job) (up{job="rollbackd"}) unless absent(foo_bar)"#,
@@ -711,5 +584,5 @@ fn runbook_links_point_at_existing_sections() {
             "the seed's playbook section #{section} is missing"
         );
     }
-    assert!(Path::new(&root().join("docs/metrics.md")).exists());
+    assert!(Path::new(&repo().join("docs/metrics.md")).exists());
 }

@@ -3,6 +3,7 @@
 //! standing in for SMTP, Slack and SNS.
 #![allow(dead_code)]
 
+use super::files::repo;
 use super::{wait_for, Options, TestApp, TestSim, WEBHOOK_TOKEN};
 use rollbackd::simulator::Scenario;
 use serde_json::{json, Value};
@@ -12,10 +13,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
