@@ -14,8 +14,23 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 struct Browser {
     client: Client,
-    _driver: tokio::process::Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
+}
+
+/// chromedriver in a process group of its own.
+struct Driver(tokio::process::Child);
+
+/// A test that fails never closes its session; killing chromedriver alone would leave its
+/// Chromium behind, so the whole group goes.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 async fn browser() -> Browser {
@@ -28,6 +43,7 @@ async fn browser() -> Browser {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("chromedriver is required (Debian package chromium-driver; scripts/test.sh installs it): {e}"));
@@ -63,7 +79,7 @@ async fn browser() -> Browser {
     };
     Browser {
         client,
-        _driver: driver,
+        _driver: Driver(driver),
         _profile: profile,
     }
 }
@@ -91,6 +107,30 @@ async fn wait_js(c: &Client, what: &str, expr: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// Waits for a dialog to be open (or closed).
+async fn wait_dialog(c: &Client, id: &str, open: bool) {
+    let expr = format!("document.getElementById('{id}').open === {open}");
+    wait_js(c, &format!("#{id} open={open}"), &expr).await;
 }
 
 async fn js(c: &Client, expr: &str) -> serde_json::Value {
@@ -183,18 +223,8 @@ async fn dismissing_the_confirmation_does_nothing_and_confirming_rolls_back() {
     let (sim, app, _dir, b) = setup(true).await;
     let c = &b.client;
     // Write actions need the operator's token, kept in sessionStorage.
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(OPS_TOKEN)
-        .await
-        .unwrap();
-    c.find(Locator::Id("save-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, "token", OPS_TOKEN).await;
+    click(c, "save-token").await;
     assert_eq!(
         js(c, "sessionStorage.getItem('rollbackd.token')").await,
         OPS_TOKEN
@@ -206,69 +236,29 @@ async fn dismissing_the_confirmation_does_nothing_and_confirming_rolls_back() {
     )
     .await;
 
-    c.find(Locator::Id("emergency-rollback"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(
-        c,
-        "the dialog",
-        "document.getElementById('confirm-dialog').open",
-    )
-    .await;
+    click(c, "emergency-rollback").await;
+    wait_dialog(c, "confirm-dialog", true).await;
     assert_eq!(
         js(c, "document.getElementById('confirm-rollback').disabled").await,
         true,
         "no reason, no confirm"
     );
-    c.find(Locator::Id("cancel-rollback"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(
-        c,
-        "the dialog to close",
-        "!document.getElementById('confirm-dialog').open",
-    )
-    .await;
+    click(c, "cancel-rollback").await;
+    wait_dialog(c, "confirm-dialog", false).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.events().await.is_empty(), "dismissing does nothing");
     assert!(sim.sim.switches().is_empty());
 
-    c.find(Locator::Id("emergency-rollback"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_js(
-        c,
-        "the dialog",
-        "document.getElementById('confirm-dialog').open",
-    )
-    .await;
-    c.find(Locator::Id("rollback-reason"))
-        .await
-        .unwrap()
-        .send_keys("drawdown spike on desk 3")
-        .await
-        .unwrap();
+    click(c, "emergency-rollback").await;
+    wait_dialog(c, "confirm-dialog", true).await;
+    type_into(c, "rollback-reason", "drawdown spike on desk 3").await;
     wait_js(
         c,
         "confirm enabled",
         "!document.getElementById('confirm-rollback').disabled",
     )
     .await;
-    c.find(Locator::Id("confirm-rollback"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "confirm-rollback").await;
     wait_js(c, "the completed rollback in the history", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('drawdown spike on desk 3') && e.textContent.includes('completed'))").await;
     let events = app.events().await;
     assert_eq!(events.len(), 1);
@@ -459,44 +449,21 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
     assert_eq!(columns, 1, "cards at 390 px are in {columns} columns");
 
     // Keyboard only: Enter opens the confirmation with the reason focused, Escape dismisses it.
-    js(
-        c,
-        "document.getElementById('emergency-rollback').focus() || true",
-    )
-    .await;
+    js(c, "document.getElementById('emergency-rollback').focus() ?? true").await;
     press(c, ENTER).await;
-    wait_js(
-        c,
-        "the dialog",
-        "document.getElementById('confirm-dialog').open",
-    )
-    .await;
+    wait_dialog(c, "confirm-dialog", true).await;
     assert_eq!(active_id(c).await, "rollback-reason");
     press(c, "typed at the keyboard").await;
     press(c, ESCAPE).await;
-    wait_js(
-        c,
-        "Escape to close the dialog",
-        "!document.getElementById('confirm-dialog').open",
-    )
-    .await;
+    wait_dialog(c, "confirm-dialog", false).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.events().await.is_empty(), "Escape does nothing");
     assert!(sim.sim.switches().is_empty());
 
     // Again, then Tab past the dry-run box and Cancel to the confirm button.
-    js(
-        c,
-        "document.getElementById('emergency-rollback').focus() || true",
-    )
-    .await;
+    js(c, "document.getElementById('emergency-rollback').focus() ?? true").await;
     press(c, ENTER).await;
-    wait_js(
-        c,
-        "the dialog",
-        "document.getElementById('confirm-dialog').open",
-    )
-    .await;
+    wait_dialog(c, "confirm-dialog", true).await;
     assert_eq!(
         js(c, "document.getElementById('rollback-reason').value").await,
         "",
