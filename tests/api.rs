@@ -25,18 +25,9 @@ fn adaptive() -> Value {
 
 // ---- harness ------------------------------------------------------------------------------
 
-/// A daemon and its simulator; fields drop in order: the daemon first, the history dir last.
-struct Env {
-    app: TestApp,
-    sim: TestSim,
-    dir: tempfile::TempDir,
-}
-
 /// Starts a simulator and a daemon and waits until the daemon has read the target once.
 async fn env(o: Options) -> Env {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &o).await;
+    let Env { app, sim, dir } = spawn(Scenario::Steady, &o).await;
     let a = &app;
     wait_for("the first poll of the target", LONG, move || async move {
         let s = a.engine.status();
@@ -2707,14 +2698,9 @@ async fn stream_closes_with_a_close_frame_when_the_daemon_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_in_flight_finishes_during_the_drain() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &slow()).await;
+    let Env { app, sim, dir } = spawn(Scenario::Steady, &slow()).await;
+    app.first_poll().await;
     let a = &app;
-    wait_for("the first poll", LONG, move || async move {
-        a.engine.status().target.up.then_some(())
-    })
-    .await;
     sim.put("/v1/sim/scenario", json!({"delay_ms": 1000})).await;
     let (url, http) = (app.url.clone(), app.http.clone());
     let request = tokio::spawn(async move {

@@ -140,11 +140,8 @@ async fn js(c: &Client, expr: &str) -> serde_json::Value {
 }
 
 async fn setup(auth: bool) -> (TestSim, TestApp, tempfile::TempDir, Browser) {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env { app, sim, dir } = spawn(
+        Scenario::Steady,
         &Options {
             automatic_rollback: false,
             auth,
@@ -152,10 +149,7 @@ async fn setup(auth: bool) -> (TestSim, TestApp, tempfile::TempDir, Browser) {
         },
     )
     .await;
-    wait_for("the first poll", LIMIT, || async {
-        app.engine.status().target.up.then_some(())
-    })
-    .await;
+    app.first_poll().await;
     let b = browser().await;
     b.client.goto(&format!("{}/", app.url)).await.unwrap();
     (sim, app, dir, b)
@@ -310,9 +304,11 @@ async fn a_reason_with_markup_stays_text() {
 
 #[tokio::test]
 async fn the_console_is_served_with_a_strict_content_security_policy() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
+    let Env {
+        app,
+        sim: _sim,
+        dir: _dir,
+    } = spawn(Scenario::Steady, &Options::default()).await;
     let resp = reqwest::get(format!("{}/", app.url)).await.unwrap();
     assert_eq!(resp.status(), 200);
     let h = resp.headers().clone();
@@ -449,7 +445,11 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
     assert_eq!(columns, 1, "cards at 390 px are in {columns} columns");
 
     // Keyboard only: Enter opens the confirmation with the reason focused, Escape dismisses it.
-    js(c, "document.getElementById('emergency-rollback').focus() ?? true").await;
+    js(
+        c,
+        "document.getElementById('emergency-rollback').focus() ?? true",
+    )
+    .await;
     press(c, ENTER).await;
     wait_dialog(c, "confirm-dialog", true).await;
     assert_eq!(active_id(c).await, "rollback-reason");
@@ -461,7 +461,11 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
     assert!(sim.sim.switches().is_empty());
 
     // Again, then Tab past the dry-run box and Cancel to the confirm button.
-    js(c, "document.getElementById('emergency-rollback').focus() ?? true").await;
+    js(
+        c,
+        "document.getElementById('emergency-rollback').focus() ?? true",
+    )
+    .await;
     press(c, ENTER).await;
     wait_dialog(c, "confirm-dialog", true).await;
     assert_eq!(

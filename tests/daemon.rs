@@ -21,13 +21,8 @@ fn condition<'a>(triggers: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_breach_rolls_back_to_exactly_the_profile_validates_and_persists() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
-    wait_for("the first poll", LONG, || async {
-        (app.engine.status().target.up).then_some(())
-    })
-    .await;
+    let Env { app, sim, dir } = spawn(Scenario::Steady, &Options::default()).await;
+    app.first_poll().await;
     assert!(
         app.events().await.is_empty(),
         "a healthy target is left alone"
@@ -145,9 +140,7 @@ async fn a_breach_rolls_back_to_exactly_the_profile_validates_and_persists() {
 
 #[tokio::test]
 async fn a_restart_keeps_the_history_and_the_cooldown() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
+    let Env { app, sim, dir } = spawn(Scenario::Steady, &Options::default()).await;
     let (code, first) = app
         .post("/api/v1/rollback", json!({"reason": "drill"}), None)
         .await;
@@ -176,13 +169,12 @@ async fn a_restart_keeps_the_history_and_the_cooldown() {
 
 #[tokio::test]
 async fn accepts_but_does_not_apply_fails_the_validation_and_says_why() {
-    let sim = TestSim::spawn(Scenario::AcceptsButDoesNotApply).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
-    wait_for("the first poll", LONG, || async {
-        (app.engine.status().target.up).then_some(())
-    })
-    .await;
+    let Env {
+        app,
+        sim,
+        dir: _dir,
+    } = spawn(Scenario::AcceptsButDoesNotApply, &Options::default()).await;
+    app.first_poll().await;
     sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 39.9}))
         .await;
     let event = wait_final(&app).await;
@@ -217,11 +209,12 @@ async fn accepts_but_does_not_apply_fails_the_validation_and_says_why() {
 
 #[tokio::test]
 async fn agents_down_fail_the_validation() {
-    let sim = TestSim::spawn(Scenario::AgentsDown).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim: _sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::AgentsDown,
         &Options {
             automatic_rollback: false,
             ..Default::default()
@@ -245,11 +238,12 @@ async fn agents_down_fail_the_validation() {
 
 #[tokio::test]
 async fn a_flaky_target_is_retried_to_success() {
-    let sim = TestSim::spawn(Scenario::Flaky).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::Flaky,
         &Options {
             automatic_rollback: false,
             ..Default::default()
@@ -266,18 +260,19 @@ async fn a_flaky_target_is_retried_to_success() {
 
 #[tokio::test]
 async fn a_target_slower_than_the_timeout_ends_failed_with_the_reason() {
-    let sim = TestSim::spawn(Scenario::Slow).await; // 1.5 s per answer; the timeout is 500 ms
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim: _sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::Slow,
         &Options {
             automatic_rollback: false,
             poll_interval: "5s",
             ..Default::default()
         },
     )
-    .await;
+    .await; // 1.5 s per answer; the timeout is 500 ms
     let (code, event) = app
         .post("/api/v1/rollback", json!({"reason": "slow"}), None)
         .await;
@@ -372,21 +367,19 @@ async fn new_losses_episode(sim: &TestSim, app: &TestApp, losses: u32) {
 
 #[tokio::test]
 async fn suppression_is_recorded_for_already_rolled_back_and_cooldown() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::Steady,
         &Options {
             auth: true,
             ..Default::default()
         },
     )
     .await;
-    wait_for("the first poll", LONG, || async {
-        (app.engine.status().target.up).then_some(())
-    })
-    .await;
+    app.first_poll().await;
     sim.put("/v1/sim/metrics", json!({"consecutive_losses": 5}))
         .await;
     assert_eq!(wait_final(&app).await["status"], "completed");
@@ -459,11 +452,12 @@ async fn suppression_is_recorded_for_already_rolled_back_and_cooldown() {
 
 #[tokio::test]
 async fn without_automatic_rollback_the_watchdog_only_watches() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::Steady,
         &Options {
             automatic_rollback: false,
             ..Default::default()
@@ -491,11 +485,12 @@ async fn without_automatic_rollback_the_watchdog_only_watches() {
 
 #[tokio::test]
 async fn arming_the_watchdog_acts_on_a_condition_already_critical() {
-    let sim = TestSim::spawn(Scenario::Steady).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(
-        &sim.url,
-        dir.path(),
+    let Env {
+        app,
+        sim,
+        dir: _dir,
+    } = spawn(
+        Scenario::Steady,
         &Options {
             active_on_start: false,
             ..Default::default()

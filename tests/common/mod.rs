@@ -234,11 +234,37 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits (bounded) until the daemon has read the target once.
+    pub async fn first_poll(&self) {
+        wait_for(
+            "the first poll of the target",
+            Duration::from_secs(10),
+            || async { self.engine.status().target.up.then_some(()) },
+        )
+        .await;
+    }
+
     pub async fn events(&self) -> Vec<Value> {
         let (code, v) = self.get("/api/v1/rollbacks?limit=500").await;
         assert_eq!(code, 200, "{v}");
         v["events"].as_array().unwrap().clone()
     }
+}
+
+/// A simulator, a daemon guarding it, and the daemon's directory (history, token files).
+/// Fields drop in order: the daemon stops before its directory goes.
+pub struct Env {
+    pub app: TestApp,
+    pub sim: TestSim,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a simulator in `scenario` and a daemon with `options` against it.
+pub async fn spawn(scenario: Scenario, options: &Options) -> Env {
+    let sim = TestSim::spawn(scenario).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&sim.url, dir.path(), options).await;
+    Env { app, sim, dir }
 }
 
 impl Drop for TestApp {
