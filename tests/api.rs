@@ -99,6 +99,10 @@ async fn send(
     }
 }
 
+async fn get(app: &TestApp, path: &str) -> Resp {
+    send(app, reqwest::Method::GET, path, None, None, None).await
+}
+
 async fn post_json(app: &TestApp, path: &str, body: &Value, token: Option<&str>) -> Resp {
     send(
         app,
@@ -750,10 +754,10 @@ async fn metrics_pass_the_real_promtool_check_before_and_after_a_rollback() {
 #[tokio::test]
 async fn healthy_and_ready() {
     let e = env(manual()).await;
-    let r = send(&e.app, reqwest::Method::GET, "/-/healthy", None, None, None).await;
+    let r = get(&e.app, "/-/healthy").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text.trim(), "OK");
-    let r = send(&e.app, reqwest::Method::GET, "/-/ready", None, None, None).await;
+    let r = get(&e.app, "/-/ready").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json, json!({"ready": true}));
 }
@@ -1311,38 +1315,18 @@ async fn bad_bodies_get_400_415_413_in_the_error_shape() {
 async fn unknown_routes_events_and_methods_get_json_404_and_405() {
     let e = env(manual()).await;
     let app = &e.app;
-    let r = send(app, reqwest::Method::GET, "/api/v1/nope", None, None, None).await;
+    let r = get(app, "/api/v1/nope").await;
     assert_error(&r, 404, "not_found");
-    let r = send(
-        app,
-        reqwest::Method::GET,
-        "/definitely/not/here",
-        None,
-        None,
-        None,
-    )
-    .await;
+    let r = get(app, "/definitely/not/here").await;
     assert_error(&r, 404, "not_found");
-    let r = send(
+    let r = get(
         app,
-        reqwest::Method::GET,
         "/api/v1/rollbacks/0193c0de-0000-7000-8000-000000000000",
-        None,
-        None,
-        None,
     )
     .await;
     let m = assert_error(&r, 404, "not_found");
     assert!(m.contains("0193c0de-0000-7000-8000-000000000000"), "{m}");
-    let r = send(
-        app,
-        reqwest::Method::GET,
-        "/api/v1/rollback",
-        None,
-        None,
-        None,
-    )
-    .await;
+    let r = get(app, "/api/v1/rollback").await;
     assert_error(&r, 405, "method_not_allowed");
     let r = send(
         app,
@@ -1354,15 +1338,7 @@ async fn unknown_routes_events_and_methods_get_json_404_and_405() {
     )
     .await;
     assert_error(&r, 405, "method_not_allowed");
-    let r = send(
-        app,
-        reqwest::Method::GET,
-        "/api/v1/alertmanager",
-        None,
-        None,
-        None,
-    )
-    .await;
+    let r = get(app, "/api/v1/alertmanager").await;
     assert_error(&r, 405, "method_not_allowed");
     let r = send(app, reqwest::Method::POST, "/metrics", None, None, None).await;
     assert_error(&r, 405, "method_not_allowed");
@@ -1501,15 +1477,7 @@ async fn history_rejects_bad_queries_with_400() {
         ("status=done", "status"),
         ("before=no-such-event", "before"),
     ] {
-        let r = send(
-            app,
-            reqwest::Method::GET,
-            &format!("/api/v1/rollbacks?{q}"),
-            None,
-            None,
-            None,
-        )
-        .await;
+        let r = get(app, &format!("/api/v1/rollbacks?{q}")).await;
         let m = assert_error(&r, 400, "invalid_request");
         assert!(m.contains(needle), "{q}: {m}");
     }
@@ -1518,15 +1486,7 @@ async fn history_rejects_bad_queries_with_400() {
         ("before=abc", "before"),
         ("kind=initial", "kind"),
     ] {
-        let r = send(
-            app,
-            reqwest::Method::GET,
-            &format!("/api/v1/validations?{q}"),
-            None,
-            None,
-            None,
-        )
-        .await;
+        let r = get(app, &format!("/api/v1/validations?{q}")).await;
         let m = assert_error(&r, 400, "invalid_request");
         assert!(m.contains(needle), "{q}: {m}");
     }
@@ -1749,7 +1709,7 @@ async fn auth_protected_reads_need_a_token() {
         "/api/v1/rollbacks",
         "/api/v1/validations",
     ] {
-        let r = send(app, reqwest::Method::GET, path, None, None, None).await;
+        let r = get(app, path).await;
         assert_error(&r, 401, "unauthorized");
         for t in [VIEWER_TOKEN, OPS_TOKEN, ADMIN_TOKEN] {
             assert_eq!(app.get_as(path, Some(t)).await.0, 200, "{path}");
@@ -1765,15 +1725,7 @@ async fn auth_protected_reads_need_a_token() {
         .await;
         assert_error(&r, 403, "forbidden");
     }
-    let r = send(
-        app,
-        reqwest::Method::GET,
-        "/api/v1/rollbacks/x",
-        None,
-        None,
-        None,
-    )
-    .await;
+    let r = get(app, "/api/v1/rollbacks/x").await;
     assert_error(&r, 401, "unauthorized");
     // The stream refuses too (before the upgrade).
     let url = format!("{}/api/v1/stream", app.url.replacen("http", "ws", 1));
@@ -1788,18 +1740,8 @@ async fn auth_protected_reads_need_a_token() {
     let first = next_json(&mut ws).await;
     assert_eq!(first["type"], "status");
     // Liveness, readiness and metrics stay open for probes and Prometheus.
-    assert_eq!(
-        send(app, reqwest::Method::GET, "/-/ready", None, None, None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        send(app, reqwest::Method::GET, "/metrics", None, None, None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(get(app, "/-/ready").await.status, 200);
+    assert_eq!(get(app, "/metrics").await.status, 200);
 }
 
 // ---- Alertmanager webhook -----------------------------------------------------------------
