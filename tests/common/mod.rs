@@ -196,31 +196,12 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut r = self.http.get(format!("{}{path}", self.url));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.request(reqwest::Method::GET, path, None, token).await
     }
 
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut r = self.http.post(format!("{}{path}", self.url)).json(&body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.request(reqwest::Method::POST, path, Some(body), token)
+            .await
     }
 
     pub async fn metrics(&self) -> String {
@@ -232,6 +213,30 @@ impl TestApp {
             .text()
             .await
             .unwrap()
+    }
+
+    /// The status and the answer: its JSON, or its text as a JSON string.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = &body {
+            r = r.json(b);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Waits (bounded) until the daemon has read the target once.
