@@ -105,10 +105,10 @@ validation: {{ pass_score: 85, stability_window: 5s, stability_interval: 500ms }
                 }
             }
             StreamMessage::RollbackEvent(e) => {
-                let short = &e.event.id[e.event.id.len().saturating_sub(8)..];
+                let short = &e.id[e.id.len().saturating_sub(8)..];
                 match e.status.as_str() {
                     "completed" => {
-                        rollback_ok = e.event.action == crate::domain::Action::Rollback;
+                        rollback_ok = e.request.action == crate::domain::Action::Rollback;
                         println!(
                             "{} rollback …{short} COMPLETED: executed in {} ms, validation score {}/100, parameters now {}",
                             t(),
@@ -125,9 +125,9 @@ validation: {{ pass_score: 85, stability_window: 5s, stability_interval: 500ms }
                     "pending" => println!(
                         "{} rollback …{short} requested by {} ({}): {}",
                         t(),
-                        e.event.trigger_type.as_str(),
-                        e.event.actor,
-                        e.event.reason
+                        e.request.trigger_type.as_str(),
+                        e.request.actor,
+                        e.request.reason
                     ),
                     other => println!("{} rollback …{short} {other}", t()),
                 }

@@ -159,10 +159,7 @@ async fn a_restart_keeps_the_history_and_the_cooldown() {
         "the cooldown survives a restart: {}",
         status.cooldown_remaining_seconds
     );
-    assert_eq!(
-        status.last_event.unwrap().event.id,
-        first["id"].as_str().unwrap()
-    );
+    assert_eq!(status.last_event.unwrap().id, first["id"].as_str().unwrap());
     let (_, v) = app.get("/api/v1/validations").await;
     assert_eq!(v["validations"].as_array().unwrap().len(), 1);
 }
@@ -776,8 +773,7 @@ async fn an_interrupted_switch_that_never_landed_is_marked_failed() {
     // Leave an event at "executing" as a crash would, with the target never switched.
     {
         let store = rollbackd::store::Store::open(&dir.path().join("history.db")).unwrap();
-        let ev = rollbackd::store::NewEvent {
-            id: "interrupted-1".into(),
+        let request = rollbackd::store::EventRequest {
             action: rollbackd::domain::Action::Rollback,
             trigger_type: rollbackd::domain::TriggerType::Manual,
             source: "api".into(),
@@ -795,16 +791,14 @@ async fn an_interrupted_switch_that_never_landed_is_marked_failed() {
                 ("risk_reward_ratio".to_string(), 1.8),
             ]
             .into(),
-            created_at: chrono::Utc::now(),
         };
-        store
-            .insert_event(
-                ev,
-                rollbackd::domain::EventStatus::Pending,
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let ev = rollbackd::store::Event::new(
+            "interrupted-1".into(),
+            request,
+            chrono::Utc::now(),
+            rollbackd::domain::EventStatus::Pending,
+        );
+        store.insert_event(&ev, Default::default()).await.unwrap();
         store
             .transition(
                 "interrupted-1",

@@ -678,7 +678,7 @@ fn slo_dashboard_covers_the_seed_success_metrics() {
     assert_eq!(steps, [10.0, 30.0]);
     assert_eq!(p95["fieldConfig"]["defaults"]["unit"], "s");
     // The histogram's buckets really have 10 s and 30 s bounds (the le matchers rely on it).
-    let metrics_rs = read("src/metrics.rs");
+    let metrics_rs = read("src/metrics/mod.rs");
     assert!(
         metrics_rs.contains("10.0, 20.0, 30.0"),
         "rollback_execution_time_seconds buckets changed; check le=~\"10|10.0\" / \"30|30.0\""

@@ -170,13 +170,24 @@ pub enum Decision {
 }
 
 /// The one place that admits executions. Times are milliseconds on any monotonic clock.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Guard {
+    /// The profile's mode: a target already in it is already rolled back.
+    rollback_mode: String,
     in_progress: Option<String>,
     last_execution_ms: Option<u64>,
 }
 
 impl Guard {
+    /// A guard for the rollback profile whose mode is `rollback_mode`.
+    pub fn new(rollback_mode: &str) -> Guard {
+        Guard {
+            rollback_mode: rollback_mode.to_owned(),
+            in_progress: None,
+            last_execution_ms: None,
+        }
+    }
+
     pub fn in_progress(&self) -> Option<&str> {
         self.in_progress.as_deref()
     }
@@ -193,7 +204,7 @@ impl Guard {
     ) -> Decision {
         let blocker = if self.in_progress.is_some() {
             Some(SuppressReason::InProgress)
-        } else if current_mode == Some(MODE_UNIVERSAL_CYCLE_4) {
+        } else if current_mode == Some(self.rollback_mode.as_str()) {
             Some(SuppressReason::AlreadyRolledBack)
         } else if trigger.is_automatic() && self.cooldown_remaining_ms(now_ms, cooldown_ms) > 0 {
             Some(SuppressReason::Cooldown)
@@ -268,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_second_trigger_while_executing_is_suppressed() {
-        let mut g = Guard::default();
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
         assert_eq!(
             g.decide_rollback(
                 "a",
@@ -299,7 +310,7 @@ mod tests {
 
     #[test]
     fn already_rolled_back_is_suppressed_for_everyone() {
-        let mut g = Guard::default();
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
         for t in TriggerType::ALL {
             assert_eq!(
                 g.decide_rollback("a", t, false, Some(MODE_UNIVERSAL_CYCLE_4), 0, COOLDOWN),
@@ -309,8 +320,36 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_profile_mode_is_what_counts_as_rolled_back() {
+        let mut g = Guard::new("conservative_profile");
+        assert_eq!(
+            g.decide_rollback(
+                "a",
+                TriggerType::Watchdog,
+                false,
+                Some("conservative_profile"),
+                0,
+                COOLDOWN
+            ),
+            Decision::Suppress(SuppressReason::AlreadyRolledBack)
+        );
+        assert_eq!(
+            g.decide_rollback(
+                "b",
+                TriggerType::Manual,
+                false,
+                Some(MODE_UNIVERSAL_CYCLE_4),
+                0,
+                COOLDOWN
+            ),
+            Decision::Execute,
+            "universal_cycle_4 is not this profile's mode"
+        );
+    }
+
+    #[test]
     fn cooldown_holds_automatic_triggers_only() {
-        let mut g = Guard::default();
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, false, None, 1_000, COOLDOWN),
             Decision::Execute
@@ -340,7 +379,7 @@ mod tests {
 
     #[test]
     fn dry_runs_never_take_the_slot_and_say_what_would_happen() {
-        let mut g = Guard::default();
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, true, None, 0, COOLDOWN),
             Decision::DryRun {
@@ -365,7 +404,7 @@ mod tests {
 
     #[test]
     fn restore_waits_for_an_execution() {
-        let mut g = Guard::default();
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, false, None, 0, COOLDOWN),
             Decision::Execute
@@ -411,7 +450,7 @@ mod tests {
     proptest! {
         #[test]
         fn no_input_sequence_yields_two_concurrent_executions(ops in proptest::collection::vec(op(), 1..200)) {
-            let mut g = Guard::default();
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
             let mut running: Vec<String> = Vec::new();
             let mut now = 0u64;
             for (i, op) in ops.into_iter().enumerate() {

@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::domain::lifecycle::{EventStatus, SuppressReason, TriggerType};
 use crate::engine::{Requested, RollbackRequest};
+use crate::events::Rejection;
 use crate::store::{EventQuery, ValidationQuery};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -70,7 +71,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
-    authorize(&state.engine.config().auth, bearer(headers)?, need)
+    authorize(&state.auth, bearer(headers)?, need)
 }
 
 fn check_reason(reason: &str) -> Result<String, ApiError> {
@@ -145,13 +146,13 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
             let (code, message) = match reason {
                 SuppressReason::InProgress => (
                     "rollback_in_progress",
-                    format!("rollback {} is in progress; this request was recorded as suppressed event {}", s.engine.status().in_progress.unwrap_or_default(), event.event.id),
+                    format!("rollback {} is in progress; this request was recorded as suppressed event {}", s.engine.status().in_progress.unwrap_or_default(), event.id),
                 ),
                 SuppressReason::AlreadyRolledBack => (
                     "already_rolled_back",
-                    format!("the trading system is already in {}; recorded as suppressed event {}", event.event.target_mode, event.event.id),
+                    format!("the trading system is already in {}; recorded as suppressed event {}", event.request.target_mode, event.id),
                 ),
-                SuppressReason::Cooldown => ("cooldown", format!("in cooldown; recorded as suppressed event {}", event.event.id)),
+                SuppressReason::Cooldown => ("cooldown", format!("in cooldown; recorded as suppressed event {}", event.id)),
             };
             Err(ApiError::new(StatusCode::CONFLICT, code, message))
         }
@@ -238,6 +239,23 @@ impl Params {
     }
 }
 
+/// One page of a list route: the items under `key`, and `next_before`, the cursor of the last
+/// item when the page is full (there may be more), else null.
+fn page<T: serde::Serialize>(
+    key: &str,
+    items: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> serde_json::Value,
+) -> Response {
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(&cursor))
+        .flatten();
+    let mut body = serde_json::Map::new();
+    body.insert(key.into(), json!(items));
+    body.insert("next_before".into(), json!(next));
+    Json(body).into_response()
+}
+
 pub async fn list_rollbacks(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -274,11 +292,8 @@ pub async fn list_rollbacks(
         since: p.time("since")?,
         until: p.time("until")?,
     };
-    let events = s.engine.store().list_events(query).await?;
-    let next = (events.len() == limit as usize)
-        .then(|| events.last().map(|e| e.event.id.clone()))
-        .flatten();
-    Ok(Json(json!({"events": events, "next_before": next})).into_response())
+    let events = s.store.list_events(query).await?;
+    Ok(page("events", events, limit, |e| json!(e.id)))
 }
 
 pub async fn get_rollback(
@@ -287,7 +302,7 @@ pub async fn get_rollback(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     actor(&s, &headers, Need::Read)?;
-    match s.engine.store().get_event(&id).await? {
+    match s.store.get_event(&id).await? {
         Some(e) => Ok(Json(e).into_response()),
         None => Err(ApiError::not_found(format!(
             "no rollback event with id {id:?}"
@@ -317,39 +332,35 @@ pub async fn list_validations(
             event_id: p.0.get("event_id").cloned(),
         })
         .await?;
-    let next = (runs.len() == limit as usize)
-        .then(|| runs.last().map(|r| r.id))
-        .flatten();
-    Ok(Json(json!({"validations": runs, "next_before": next})).into_response())
+    Ok(page("validations", runs, limit, |r| json!(r.id)))
 }
 
 /// Alertmanager's webhook: 2xx only once the delivery is durably recorded.
 pub async fn alertmanager(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let m = s.engine.metrics();
-    let reject = |reason: &str, e: ApiError| {
-        m.count_webhook_rejection(reason);
+    let reject = |why: Rejection, e: ApiError| {
+        s.engine.reject_delivery(why);
         e
     };
-    actor(&s, req.headers(), Need::Webhook).map_err(|e| reject("unauthorized", e))?;
+    actor(&s, req.headers(), Need::Webhook).map_err(|e| reject(Rejection::Unauthorized, e))?;
     let bytes = json_bytes(req, &()).await.map_err(|e| {
-        let reason = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
+        let why = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            Rejection::TooLarge
         } else {
-            "malformed"
+            Rejection::Malformed
         };
-        reject(reason, e)
+        reject(why, e)
     })?;
     let payload = crate::alertmanager::parse(&bytes).map_err(|e| {
-        let reason = match e {
-            crate::alertmanager::PayloadError::Version(_) => "version",
-            crate::alertmanager::PayloadError::Malformed(_) => "malformed",
+        let why = match e {
+            crate::alertmanager::PayloadError::Version(_) => Rejection::Version,
+            crate::alertmanager::PayloadError::Malformed(_) => Rejection::Malformed,
         };
-        reject(reason, ApiError::bad_request(e.to_string()))
+        reject(why, ApiError::bad_request(e.to_string()))
     })?;
     let outcome = s
         .engine
         .receive_alerts(payload)
         .await
-        .map_err(|e| reject("storage", e.into()))?;
+        .map_err(|e| reject(Rejection::Storage, e.into()))?;
     Ok(Json(outcome).into_response())
 }

@@ -84,9 +84,6 @@ impl From<EngineError> for ApiError {
             EngineError::InProgress(_) => {
                 ApiError::new(StatusCode::CONFLICT, "rollback_in_progress", message)
             }
-            EngineError::AlreadyRolledBack { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "already_rolled_back", message)
-            }
             EngineError::NotRolledBack { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not_rolled_back", message)
             }

@@ -8,7 +8,10 @@ pub mod console;
 pub mod error;
 pub mod stream;
 
+use crate::config::AuthConfig;
 use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +20,7 @@ use axum::{Json, Router};
 use error::ApiError;
 use serde_json::json;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -27,13 +31,23 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// What the handlers reach: the engine for actions and live views, the history for list
+/// routes, the metrics for `/metrics`, the auth config for every request.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<AuthConfig>,
 }
 
 pub fn router(engine: Engine) -> Router {
-    let state = AppState { engine };
+    let state = AppState {
+        store: engine.store(),
+        metrics: engine.metrics(),
+        auth: Arc::new(engine.config().auth.clone()),
+        engine,
+    };
     let api = Router::new()
         .route("/status", get(api::status))
         .route("/triggers", get(api::triggers))
@@ -86,7 +100,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let m = s.engine.metrics();
+    let m = &s.metrics;
     if wants_openmetrics {
         (
             [(
@@ -111,9 +125,12 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 async fn ready(State(s): State<AppState>) -> Response {
     match s.engine.readiness() {
         Ok(()) => Json(json!({"ready": true})).into_response(),
-        Err(why) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response()
-        }
+        Err(why) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            why.to_string(),
+        )
+        .into_response(),
     }
 }
 

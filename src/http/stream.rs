@@ -4,7 +4,7 @@
 use super::auth::{authorize, bearer, Need};
 use super::error::ApiError;
 use super::AppState;
-use crate::engine::StreamMessage;
+use crate::views::StreamMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -27,7 +27,7 @@ pub async fn stream(
         Some(t) => Some(t.to_owned()),
         None => q.get("access_token").cloned(),
     };
-    authorize(&s.engine.config().auth, token.as_deref(), Need::Read)?;
+    authorize(&s.auth, token.as_deref(), Need::Read)?;
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, s)))

@@ -1,173 +1,20 @@
-//! The durable history in SQLite: rollback events, their transitions, validation runs and the
-//! Alertmanager alerts received. Every table is append-only (SQLite triggers refuse UPDATE and
-//! DELETE), the journal is WAL with `synchronous=FULL`, and a write is acknowledged only after
-//! its transaction committed. Writes go through one writer thread that commits whatever has
-//! queued up in one transaction (group commit), so a burst shares one fsync.
+//! The SQLite backend: WAL with `synchronous=FULL`, every table append-only (triggers refuse
+//! UPDATE and DELETE), and a write acknowledged only after its transaction committed. Writes go
+//! through one writer thread that commits whatever has queued up in one transaction (group
+//! commit), so a burst shares one fsync.
 
-use crate::domain::condition::Status;
-use crate::domain::lifecycle::{Action, EventStatus, TriggerType};
-use crate::domain::validation::Check;
-use chrono::{DateTime, SecondsFormat, Utc};
+use super::{
+    format_time, AlertRecord, Event, EventQuery, Result, StoreError, StoredEvent, Transition,
+    TransitionDetail, ValidationQuery, ValidationRun,
+};
+use crate::domain::lifecycle::EventStatus;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::oneshot;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open history at {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("history storage error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("history storage is closed")]
-    Closed,
-    #[error("{0}")]
-    Invalid(String),
-    /// A paging cursor that names no event: the caller's mistake, not the store's.
-    #[error("before: no event with id {0:?}")]
-    UnknownCursor(String),
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConditionSnapshot {
-    pub condition: String,
-    pub value: Option<f64>,
-    pub status: Status,
-    pub warning_threshold: f64,
-    pub critical_threshold: f64,
-}
-
-/// What is known when an event is created; never changes afterwards.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NewEvent {
-    pub id: String,
-    pub action: Action,
-    pub trigger_type: TriggerType,
-    pub source: String,
-    pub reason: String,
-    pub actor: String,
-    pub dry_run: bool,
-    pub alert_names: Vec<String>,
-    pub fingerprints: Vec<String>,
-    pub conditions: Vec<ConditionSnapshot>,
-    pub mode_before: Option<String>,
-    pub parameters_before: Option<BTreeMap<String, Value>>,
-    pub target_mode: String,
-    pub target_parameters: BTreeMap<String, f64>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// What a transition adds. The final transition carries the outcome.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TransitionDetail {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suppressed_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameters_after: Option<BTreeMap<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub validation_score: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Transition {
-    pub status: EventStatus,
-    pub at: DateTime<Utc>,
-    #[serde(flatten)]
-    pub detail: TransitionDetail,
-}
-
-/// An event as the API shows it: what it was, where it stands.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EventView {
-    #[serde(flatten)]
-    pub event: NewEvent,
-    pub status: EventStatus,
-    pub updated_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub suppressed_reason: Option<String>,
-    pub failure_reason: Option<String>,
-    pub parameters_after: Option<BTreeMap<String, Value>>,
-    pub duration_ms: Option<u64>,
-    pub validation_score: Option<f64>,
-    pub note: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transitions: Option<Vec<Transition>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub validations: Option<Vec<ValidationRun>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ValidationKind {
-    Initial,
-    Stability,
-    Recovered,
-}
-
-impl ValidationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ValidationKind::Initial => "initial",
-            ValidationKind::Stability => "stability",
-            ValidationKind::Recovered => "recovered",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ValidationRun {
-    /// Assigned by the store; 0 before it is stored.
-    pub id: i64,
-    pub event_id: String,
-    pub kind: ValidationKind,
-    pub at: DateTime<Utc>,
-    pub score: f64,
-    pub passed: bool,
-    pub pass_score: f64,
-    pub checks: Vec<Check>,
-    pub note: Option<String>,
-}
-
-/// One alert of an Alertmanager delivery, as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AlertRecord {
-    pub fingerprint: String,
-    pub starts_at: String,
-    pub status: String,
-    pub alertname: String,
-    pub labels: BTreeMap<String, String>,
-    pub requests_rollback: bool,
-    pub received_at: DateTime<Utc>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct EventQuery {
-    pub limit: u32,
-    pub before: Option<String>,
-    pub trigger_type: Option<TriggerType>,
-    pub status: Option<EventStatus>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ValidationQuery {
-    pub limit: u32,
-    pub before: Option<i64>,
-    pub event_id: Option<String>,
-}
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS rollback_events (
@@ -214,7 +61,7 @@ const APPEND_ONLY_TABLES: [&str; 4] = [
 ];
 
 enum Job {
-    InsertEvent(Box<NewEvent>, EventStatus, TransitionDetail),
+    InsertEvent(Box<StoredEvent>, EventStatus, TransitionDetail),
     Transition(String, EventStatus, TransitionDetail),
     InsertValidation(Box<ValidationRun>),
     RecordAlerts(Vec<AlertRecord>),
@@ -230,11 +77,10 @@ type Reply = oneshot::Sender<Result<Done>>;
 
 /// Cheap to clone; all clones share one writer and one reader connection.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     writer: mpsc::Sender<(Job, Reply)>,
     reader: Arc<Mutex<Connection>>,
     healthy: Arc<AtomicBool>,
-    path: PathBuf,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -259,8 +105,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
@@ -288,16 +134,11 @@ impl Store {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-        Ok(Store {
+        Ok(SqliteStore {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
             healthy,
-            path: path.to_path_buf(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// False after a write failed, until one succeeds again.
@@ -313,14 +154,13 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Stores a new event with its first status, durably.
-    pub async fn insert_event(
-        &self,
-        event: NewEvent,
-        status: EventStatus,
-        detail: TransitionDetail,
-    ) -> Result<()> {
-        self.submit(Job::InsertEvent(Box::new(event), status, detail))
+    pub async fn insert_event(&self, event: &Event, detail: TransitionDetail) -> Result<()> {
+        let stored = StoredEvent {
+            id: event.id.clone(),
+            request: event.request.clone(),
+            created_at: event.created_at,
+        };
+        self.submit(Job::InsertEvent(Box::new(stored), event.status, detail))
             .await
             .map(|_| ())
     }
@@ -365,7 +205,7 @@ impl Store {
         .map_err(|e| StoreError::Invalid(format!("history read task failed: {e}")))?
     }
 
-    pub async fn get_event(&self, id: &str) -> Result<Option<EventView>> {
+    pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
         let id = id.to_owned();
         self.read(move |c| {
             let Some(mut view) = query_events(c, "WHERE e.id = ?1", &[&id], 1)?.pop() else { return Ok(None) };
@@ -398,7 +238,7 @@ impl Store {
         .await
     }
 
-    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<EventView>> {
+    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
         self.read(move |c| {
             let mut clauses: Vec<String> = Vec::new();
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -442,7 +282,7 @@ impl Store {
     }
 
     /// Events a crash left between `pending` and a final status, oldest first.
-    pub async fn unfinished_events(&self) -> Result<Vec<EventView>> {
+    pub async fn unfinished_events(&self) -> Result<Vec<Event>> {
         self.read(|c| {
             let mut v = query_events(
                 c,
@@ -457,7 +297,7 @@ impl Store {
     }
 
     /// The latest rollback that touched the target (for the cooldown and the status page).
-    pub async fn last_executed(&self) -> Result<Option<EventView>> {
+    pub async fn last_executed(&self) -> Result<Option<Event>> {
         self.read(|c| {
             Ok(query_events(
                 c,
@@ -495,7 +335,7 @@ fn query_events(
     filter: &str,
     args: &[&dyn rusqlite::ToSql],
     limit: u32,
-) -> Result<Vec<EventView>> {
+) -> Result<Vec<Event>> {
     let sql = format!("{EVENT_SELECT} {filter} ORDER BY e.seq DESC LIMIT {limit}");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(args, |r| {
@@ -508,24 +348,11 @@ fn query_events(
     })?;
     rows.map(|row| {
         let (body, status, at, detail) = row?;
-        let event: NewEvent = from_json(&body)?;
+        let stored: StoredEvent = from_json(&body)?;
         let status = parse_status(&status)?;
         let at = parse_time(&at)?;
-        let d: TransitionDetail = from_json(&detail)?;
-        Ok(EventView {
-            event,
-            status,
-            updated_at: at,
-            finished_at: status.is_terminal().then_some(at),
-            suppressed_reason: d.suppressed_reason,
-            failure_reason: d.failure_reason,
-            parameters_after: d.parameters_after,
-            duration_ms: d.duration_ms,
-            validation_score: d.validation_score,
-            note: d.note,
-            transitions: None,
-            validations: None,
-        })
+        let detail: TransitionDetail = from_json(&detail)?;
+        Ok(Event::new(stored.id, stored.request, stored.created_at, status).at(status, at, detail))
     })
     .collect()
 }
@@ -563,10 +390,6 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Invalid(format!("bad time {s:?} in history: {e}")))
-}
-
-pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Up to this many queued writes share one transaction.
@@ -645,7 +468,7 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
                 )));
             }
             c.prepare_cached("INSERT INTO rollback_events (id, created_at, created_ms, action, trigger_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.action.as_str(), ev.trigger_type.as_str(), to_json(ev)])?;
+                .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.request.action.as_str(), ev.request.trigger_type.as_str(), to_json(ev)])?;
             c.prepare_cached("INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![ev.id, status.as_str(), format_time(&ev.created_at), to_json(detail)])?;
             Ok(Done::Unit)
@@ -697,10 +520,12 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::{Action, TriggerType};
+    use crate::store::{EventRequest, Store, ValidationKind};
+    use std::collections::BTreeMap;
 
-    pub fn event(id: &str) -> NewEvent {
-        NewEvent {
-            id: id.into(),
+    pub fn event(id: &str, status: EventStatus) -> Event {
+        let request = EventRequest {
             action: Action::Rollback,
             trigger_type: TriggerType::Manual,
             source: "test".into(),
@@ -714,8 +539,8 @@ mod tests {
             parameters_before: None,
             target_mode: "universal_cycle_4".into(),
             target_parameters: BTreeMap::from([("confidence_threshold".into(), 0.55)]),
-            created_at: Utc::now(),
-        }
+        };
+        Event::new(id.into(), request, Utc::now(), status)
     }
 
     #[tokio::test]
@@ -725,8 +550,7 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             s.insert_event(
-                event("a"),
-                EventStatus::Pending,
+                &event("a", EventStatus::Pending),
                 TransitionDetail::default(),
             )
             .await
@@ -759,8 +583,7 @@ mod tests {
                 "terminal is final"
             );
             s.insert_event(
-                event("b"),
-                EventStatus::Suppressed,
+                &event("b", EventStatus::Suppressed),
                 TransitionDetail {
                     suppressed_reason: Some("cooldown".into()),
                     ..Default::default()
@@ -769,8 +592,7 @@ mod tests {
             .await
             .unwrap();
             s.insert_event(
-                event("c"),
-                EventStatus::Pending,
+                &event("c", EventStatus::Pending),
                 TransitionDetail::default(),
             )
             .await
@@ -789,7 +611,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            all.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>(),
+            all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
             ["c", "b", "a"]
         );
         let page = s
@@ -812,13 +634,10 @@ mod tests {
         assert_eq!(sup[0].suppressed_reason.as_deref(), Some("cooldown"));
         let unfinished = s.unfinished_events().await.unwrap();
         assert_eq!(
-            unfinished
-                .iter()
-                .map(|e| e.event.id.as_str())
-                .collect::<Vec<_>>(),
+            unfinished.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
             ["c"]
         );
-        assert_eq!(s.last_executed().await.unwrap().unwrap().event.id, "c");
+        assert_eq!(s.last_executed().await.unwrap().unwrap().id, "c");
     }
 
     #[tokio::test]
@@ -827,8 +646,7 @@ mod tests {
         let path = dir.path().join("h.db");
         let s = Store::open(&path).unwrap();
         s.insert_event(
-            event("a"),
-            EventStatus::Pending,
+            &event("a", EventStatus::Pending),
             TransitionDetail::default(),
         )
         .await
@@ -915,8 +733,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("h.db")).unwrap();
         s.insert_event(
-            event("a"),
-            EventStatus::Pending,
+            &event("a", EventStatus::Pending),
             TransitionDetail::default(),
         )
         .await

@@ -1,0 +1,427 @@
+//! The executor: one rollback or restore at a time. It asks the guard, records the event
+//! durably before the target is touched, switches the target, validates, and records the
+//! verdict; `record_verdict` is the one place an event gets its final status, whether the
+//! execution ran to its end, failed on the way, or was interrupted and finished at start.
+
+use super::{lock, Engine, EngineError};
+use crate::domain::lifecycle::{
+    Action, Decision, EventStatus, Guard, SuppressReason, TriggerType, MODE_SESSION_TARGETED,
+};
+use crate::domain::SwitchRequest;
+use crate::events::{EngineEvent, TargetOperation};
+use crate::store::{Event, EventQuery, EventRequest, StoreError, TransitionDetail, ValidationKind};
+use chrono::Utc;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinHandle;
+
+/// What the executor owns: the guard that admits one execution at a time, and the latest
+/// event (for the status page).
+pub(super) struct Execution {
+    pub(super) guard: Guard,
+    pub(super) last_event: Option<Event>,
+}
+
+impl Execution {
+    pub(super) fn new(rollback_mode: &str) -> Execution {
+        Execution {
+            guard: Guard::new(rollback_mode),
+            last_event: None,
+        }
+    }
+}
+
+/// Who asks for a rollback, and why.
+#[derive(Clone, Debug)]
+pub struct RollbackRequest {
+    pub trigger_type: TriggerType,
+    pub source: String,
+    pub reason: String,
+    pub actor: String,
+    pub dry_run: bool,
+    pub alert_names: Vec<String>,
+    pub fingerprints: Vec<String>,
+}
+
+/// What became of a request.
+pub enum Requested {
+    /// Executing in the background; the handle yields the event once validated (or failed).
+    Started {
+        event: Event,
+        done: JoinHandle<Event>,
+    },
+    Suppressed {
+        event: Event,
+        reason: SuppressReason,
+    },
+    DryRun {
+        event: Event,
+    },
+}
+
+/// How an execution ended, before it is recorded.
+pub(super) struct Verdict {
+    pub status: EventStatus,
+    pub failure_reason: Option<String>,
+    pub note: Option<String>,
+    pub validation_score: Option<f64>,
+    pub parameters_after: Option<BTreeMap<String, Value>>,
+    pub duration_ms: Option<u64>,
+}
+
+impl Verdict {
+    /// Completed when there is no failure, failed with it otherwise.
+    pub(super) fn new(failure: Option<String>) -> Verdict {
+        Verdict {
+            status: match failure {
+                None => EventStatus::Completed,
+                Some(_) => EventStatus::Failed,
+            },
+            failure_reason: failure,
+            note: None,
+            validation_score: None,
+            parameters_after: None,
+            duration_ms: None,
+        }
+    }
+
+    pub(super) fn failed(why: String) -> Verdict {
+        Verdict::new(Some(why))
+    }
+}
+
+fn format_params(p: &BTreeMap<String, f64>) -> String {
+    p.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Engine {
+    /// A new event for `req`, with the conditions and the target as the watchdog sees them now.
+    fn new_event(
+        &self,
+        action: Action,
+        req: &RollbackRequest,
+        target_mode: &str,
+        target_parameters: BTreeMap<String, f64>,
+        status: EventStatus,
+    ) -> Event {
+        let w = lock(&self.0.watch);
+        let before = w.last_known();
+        let request = EventRequest {
+            action,
+            trigger_type: req.trigger_type,
+            source: req.source.clone(),
+            reason: req.reason.clone(),
+            actor: req.actor.clone(),
+            dry_run: req.dry_run,
+            alert_names: req.alert_names.clone(),
+            fingerprints: req.fingerprints.clone(),
+            conditions: self.snapshot(&w),
+            mode_before: before.map(|t| t.mode.clone()),
+            parameters_before: before.map(|t| t.parameters.clone()),
+            target_mode: target_mode.into(),
+            target_parameters,
+        };
+        Event::new(
+            uuid::Uuid::now_v7().to_string(),
+            request,
+            Utc::now(),
+            status,
+        )
+    }
+
+    /// The guard's decision for `req`, and what to record with it.
+    fn decide(&self, event: &Event, req: &RollbackRequest) -> (Decision, TransitionDetail) {
+        let profile = &self.0.config.profile;
+        let current = lock(&self.0.watch).last_known().map(|t| t.mode.clone());
+        let decision = self.execution().guard.decide_rollback(
+            &event.id,
+            req.trigger_type,
+            req.dry_run,
+            current.as_deref(),
+            self.now_ms(),
+            self.0.config.cooldown.as_millis() as u64,
+        );
+        let detail = match decision {
+            Decision::Execute => TransitionDetail::default(),
+            Decision::Suppress(r) => TransitionDetail {
+                suppressed_reason: Some(r.as_str().into()),
+                ..Default::default()
+            },
+            Decision::DryRun { would_suppress } => TransitionDetail {
+                note: Some(match would_suppress {
+                    None => format!(
+                        "dry run: would switch to {} with {}",
+                        profile.mode,
+                        format_params(&profile.parameters)
+                    ),
+                    Some(r) => format!("dry run: would be suppressed ({})", r.as_str()),
+                }),
+                ..Default::default()
+            },
+        };
+        (decision, detail)
+    }
+
+    /// Decides, records durably, then (if admitted) executes in the background.
+    pub async fn request_rollback(&self, req: RollbackRequest) -> Result<Requested, EngineError> {
+        if self.0.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let profile = &self.0.config.profile;
+        let mut event = self.new_event(
+            Action::Rollback,
+            &req,
+            &profile.mode,
+            profile.parameters.clone(),
+            EventStatus::Pending,
+        );
+        let (decision, detail) = self.decide(&event, &req);
+        event.status = match decision {
+            Decision::Execute => EventStatus::Pending,
+            Decision::Suppress(_) => EventStatus::Suppressed,
+            Decision::DryRun { .. } => EventStatus::DryRun,
+        };
+        let event = self.record_new(event, detail).await?;
+        Ok(match decision {
+            Decision::Execute => {
+                let e = self.clone();
+                let pending = event.clone();
+                let done = self.0.tasks.spawn(async move { e.execute(pending).await });
+                Requested::Started { event, done }
+            }
+            Decision::Suppress(reason) => Requested::Suppressed { event, reason },
+            Decision::DryRun { .. } => Requested::DryRun { event },
+        })
+    }
+
+    /// Returns the trading system to `session_targeted`: always a deliberate human action.
+    pub async fn restore(&self, reason: String, actor: String) -> Result<Event, EngineError> {
+        if self.0.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let parameters = self.adaptive_parameters().await?;
+        let req = RollbackRequest {
+            trigger_type: TriggerType::Manual,
+            source: "restore".into(),
+            reason,
+            actor,
+            dry_run: false,
+            alert_names: vec![],
+            fingerprints: vec![],
+        };
+        let mode = lock(&self.0.watch)
+            .last_known()
+            .map(|t| t.mode.clone())
+            .unwrap_or_else(|| "unknown".into());
+        if mode == MODE_SESSION_TARGETED {
+            return Err(EngineError::NotRolledBack { mode });
+        }
+        let event = self.new_event(
+            Action::Restore,
+            &req,
+            MODE_SESSION_TARGETED,
+            parameters,
+            EventStatus::Pending,
+        );
+        if self.execution().guard.begin_restore(&event.id).is_err() {
+            let holder = self
+                .execution()
+                .guard
+                .in_progress()
+                .unwrap_or_default()
+                .to_owned();
+            return Err(EngineError::InProgress(holder));
+        }
+        let event = self.record_new(event, TransitionDetail::default()).await?;
+        let e = self.clone();
+        let done = self.0.tasks.spawn(async move { e.execute(event).await });
+        done.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    /// The parameters the adaptive mode had before the last completed rollback.
+    async fn adaptive_parameters(&self) -> Result<BTreeMap<String, f64>, StoreError> {
+        let previous = self
+            .0
+            .store
+            .list_events(EventQuery {
+                limit: 1,
+                status: Some(EventStatus::Completed),
+                ..Default::default()
+            })
+            .await?;
+        Ok(previous
+            .iter()
+            .find(|e| e.request.action == Action::Rollback)
+            .and_then(|e| e.request.parameters_before.as_ref())
+            .map(|p| {
+                p.iter()
+                    .filter_map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Stores a new event durably and says so. If the store refuses, the execution slot the
+    /// event may hold is freed: nothing unrecorded ever runs.
+    async fn record_new(
+        &self,
+        event: Event,
+        detail: TransitionDetail,
+    ) -> Result<Event, EngineError> {
+        let id = event.id.clone();
+        if let Err(e) = self.0.store.insert_event(&event, detail).await {
+            self.release_slot(&id);
+            return Err(e.into());
+        }
+        let stored = self.reread(&id).await?;
+        self.execution().last_event = Some(stored.clone());
+        self.emit(EngineEvent::Recorded(Arc::new(stored.clone())));
+        Ok(stored)
+    }
+
+    async fn reread(&self, id: &str) -> Result<Event, StoreError> {
+        self.0
+            .store
+            .get_event(id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("event {id} vanished after a write")))
+    }
+
+    /// Moves an event on in the store and says so; returns the new event.
+    pub(super) async fn advance(
+        &self,
+        id: &str,
+        status: EventStatus,
+        detail: TransitionDetail,
+    ) -> Result<Event, StoreError> {
+        self.0.store.transition(id, status, detail).await?;
+        let event = self.reread(id).await?;
+        self.execution().last_event = Some(event.clone());
+        self.emit(EngineEvent::Transitioned(Arc::new(event.clone())));
+        Ok(event)
+    }
+
+    /// Frees the execution slot held by `id` (a stale id changes nothing).
+    fn release_slot(&self, id: &str) {
+        self.execution().guard.finish(id);
+        self.emit(EngineEvent::SlotReleased {
+            event_id: id.to_owned(),
+        });
+    }
+
+    async fn execute(self, event: Event) -> Event {
+        let id = event.id.clone();
+        let result = self.execute_steps(&event, Instant::now()).await;
+        self.release_slot(&id);
+        match result {
+            Ok(v) => v,
+            Err(e) => {
+                // The history could not take a transition: leave the event for the start-up
+                // recovery rather than claim an outcome that was never stored.
+                tracing::error!(event_id = %id, error = %e, "rollback could not be recorded to the end; it will be re-validated at next start");
+                self.0
+                    .store
+                    .get_event(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(event)
+            }
+        }
+    }
+
+    async fn execute_steps(&self, event: &Event, started: Instant) -> Result<Event, StoreError> {
+        let id = event.id.as_str();
+        let action = event.request.action;
+        self.cancel_stability_watch();
+        self.advance(id, EventStatus::Executing, TransitionDetail::default())
+            .await?;
+        let req = SwitchRequest {
+            mode: event.request.target_mode.clone(),
+            parameters: event.request.target_parameters.clone(),
+            event_id: id.into(),
+            reason: event.request.reason.clone(),
+        };
+        let switched = self.0.target.switch(&req).await;
+        self.emit(EngineEvent::TargetCalled {
+            operation: TargetOperation::Switch,
+            ok: switched.is_ok(),
+        });
+        if let Err(e) = switched {
+            let mut verdict = Verdict::failed(format!("switch failed: {e}"));
+            verdict.duration_ms = Some(started.elapsed().as_millis() as u64);
+            return self.record_verdict(event, verdict).await;
+        }
+        self.advance(id, EventStatus::Validating, TransitionDetail::default())
+            .await?;
+        let observed = self.0.target.status_with_retries().await;
+        self.emit(EngineEvent::TargetCalled {
+            operation: TargetOperation::Status,
+            ok: observed.is_ok(),
+        });
+        if let Ok(st) = &observed {
+            lock(&self.0.watch).saw(st.clone());
+            self.emit(EngineEvent::ModeSeen(st.mode.clone()));
+        }
+        let outcome = self.validate(event, observed.as_ref().ok()).await;
+        let run = self
+            .store_validation(event, ValidationKind::Initial, &outcome, None)
+            .await?;
+        let failure = match (&observed, action) {
+            (Err(e), _) => Some(format!("could not read the status back: {e}")),
+            (Ok(_), _) if outcome.passed => None,
+            (Ok(_), Action::Rollback) => Some(format!(
+                "recovery validation failed (score {} < {}): {}",
+                outcome.score,
+                outcome.pass_score,
+                outcome.failures()
+            )),
+            (Ok(_), Action::Restore) => {
+                Some(format!("restore not confirmed: {}", outcome.failures()))
+            }
+        };
+        let verdict = Verdict {
+            validation_score: Some(run.score),
+            parameters_after: observed.ok().map(|s| s.parameters),
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+            ..Verdict::new(failure)
+        };
+        let view = self.record_verdict(event, verdict).await?;
+        if view.status == EventStatus::Completed && action == Action::Rollback {
+            self.start_stability_watch(view.clone());
+        }
+        Ok(view)
+    }
+
+    /// Gives an event its final status, durably, and logs it.
+    pub(super) async fn record_verdict(
+        &self,
+        event: &Event,
+        v: Verdict,
+    ) -> Result<Event, StoreError> {
+        let detail = TransitionDetail {
+            failure_reason: v.failure_reason.clone(),
+            parameters_after: v.parameters_after,
+            duration_ms: v.duration_ms,
+            validation_score: v.validation_score,
+            note: v.note,
+            ..Default::default()
+        };
+        let view = self.advance(&event.id, v.status, detail).await?;
+        let action = event.request.action.as_str();
+        match &v.failure_reason {
+            None => {
+                tracing::info!(event_id = %event.id, action, ms = v.duration_ms, score = v.validation_score, "completed")
+            }
+            Some(why) => {
+                tracing::error!(event_id = %event.id, action, ms = v.duration_ms, reason = %why, "failed")
+            }
+        }
+        Ok(view)
+    }
+}

@@ -1,0 +1,275 @@
+//! The engine: polls the target, judges the conditions, executes rollbacks one at a time,
+//! validates them, watches their stability, and says what happened as `EngineEvent`s that the
+//! metrics apply and the stream projects. The HTTP layer and the CLI use the methods here.
+//!
+//! One file per role (docs/architecture.md draws them):
+//! - `watchdog`: the poll loop and its pure observation step;
+//! - `executor`: decide, record, execute, record the verdict (rollbacks and restores);
+//! - `verify`: recovery validation against the target, stored;
+//! - `stability`: the stability watch after a rollback;
+//! - `recovery`: events a crash left unfinished, finished at start;
+//! - `intake`: Alertmanager deliveries and their resend filter;
+//! - `views`: the status and triggers views built from the state.
+//!
+//! The state is split by owner, each lock guarding one thing and never held across another
+//! lock or an `.await`: the watchdog's view of the target (`watch`), the executor's guard and
+//! latest event (`execution`), the stability watch's slot (`stability`), the intake's filter.
+
+mod executor;
+mod intake;
+mod recovery;
+mod stability;
+mod verify;
+mod views;
+mod watchdog;
+
+pub use crate::views::StreamMessage;
+pub use executor::{Requested, RollbackRequest};
+
+use crate::alertmanager::Payload;
+use crate::config::Config;
+use crate::events::{EngineEvent, Rejection};
+use crate::metrics::{Metrics, Probe};
+use crate::store::{EventQuery, Store, StoreError};
+use crate::target::TargetClient;
+use crate::views::{StatusView, TriggersView, WebhookOutcome};
+use executor::Execution;
+use intake::ResendFilter;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use watchdog::Watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("rollback {0} is in progress; wait for it to finish")]
+    InProgress(String),
+    #[error("the trading system is not rolled back (mode {mode}); nothing to restore")]
+    NotRolledBack { mode: String },
+    #[error("rollbackd is shutting down")]
+    ShuttingDown,
+}
+
+/// Why `/-/ready` says no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("history storage failed its last write")]
+    StorageFailed,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// Subscribers that fall this many messages behind are dropped.
+pub const STREAM_CAPACITY: usize = 256;
+
+struct Inner {
+    config: Config,
+    store: Store,
+    target: TargetClient,
+    metrics: Arc<Metrics>,
+    stream: broadcast::Sender<StreamMessage>,
+    monitoring_active: AtomicBool,
+    watch: Mutex<Watch>,
+    execution: Mutex<Execution>,
+    /// The running stability watch: its cancel token and the event it watches.
+    stability: Mutex<Option<(CancellationToken, String)>>,
+    resend: ResendFilter,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    clock: Instant,
+}
+
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+/// A poisoned lock still holds consistent state here (every critical section is a few
+/// assignments), so it is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// Opens the history, finishes what a crash interrupted, and starts the watchdog.
+    pub async fn start(config: Config) -> anyhow::Result<Engine> {
+        use anyhow::Context;
+        let store =
+            Store::open(&config.storage_path).with_context(|| "opening the rollback history")?;
+        let resend = ResendFilter::warm(&store).await?;
+        let (stream, _) = broadcast::channel(STREAM_CAPACITY);
+        let engine = Engine(Arc::new(Inner {
+            metrics: Arc::new(Metrics::new(&config)),
+            target: TargetClient::new(&config.target),
+            monitoring_active: AtomicBool::new(config.monitoring.active_on_start),
+            watch: Mutex::new(Watch::new(config.conditions.len())),
+            execution: Mutex::new(Execution::new(&config.profile.mode)),
+            stability: Mutex::new(None),
+            config,
+            store,
+            stream,
+            resend,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            clock: Instant::now(),
+        }));
+        let weak = Arc::downgrade(&engine.0);
+        engine.0.metrics.set_probe(move || {
+            weak.upgrade()
+                .map(|inner| Engine(inner).probe())
+                .unwrap_or_default()
+        });
+        engine.emit(EngineEvent::MonitoringSwitched {
+            active: engine.monitoring_active(),
+        });
+        engine
+            .recover()
+            .await
+            .context("finishing rollbacks a previous run left unfinished")?;
+        engine.resume().await?;
+        let e = engine.clone();
+        engine.0.tasks.spawn(async move { e.poll_loop().await });
+        Ok(engine)
+    }
+
+    /// Picks up the cooldown and the latest event from the history.
+    async fn resume(&self) -> Result<(), StoreError> {
+        let last = self.0.store.last_executed().await?;
+        if let Some(last) = &last {
+            let age = (chrono::Utc::now() - last.created_at)
+                .num_milliseconds()
+                .max(0) as u64;
+            let at = self.now_ms().saturating_sub(age);
+            self.execution().guard.set_last_execution_ms(at);
+        }
+        let latest = self
+            .0
+            .store
+            .list_events(EventQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        self.execution().last_event = latest.into_iter().next();
+        self.emit(EngineEvent::Resumed {
+            last_executed: last.map(Arc::new),
+        });
+        Ok(())
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The metrics this engine's events are applied to.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.0.metrics.clone()
+    }
+
+    /// The history this engine records to.
+    pub fn store(&self) -> Store {
+        self.0.store.clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamMessage> {
+        self.0.stream.subscribe()
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Far from zero, so a cooldown restored from before the start still fits.
+        const CLOCK_BASE_MS: u64 = 1 << 40;
+        CLOCK_BASE_MS + self.0.clock.elapsed().as_millis() as u64
+    }
+
+    /// Says what happened: metrics first (so `/metrics` is exact when a caller is answered),
+    /// then the stream, whose messages are built only when someone listens.
+    fn emit(&self, event: EngineEvent) {
+        self.0.metrics.apply(&event);
+        if self.0.stream.receiver_count() == 0 {
+            return;
+        }
+        for msg in event.stream_messages(|| self.status()) {
+            // A subscriber that lags is dropped by its own reader.
+            let _ = self.0.stream.send(msg);
+        }
+    }
+
+    /// Ready for `/-/ready`: storage writable and not shutting down.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        if !self.0.store.is_healthy() {
+            return Err(NotReady::StorageFailed);
+        }
+        if self.0.shutdown.is_cancelled() {
+            return Err(NotReady::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    fn probe(&self) -> Probe {
+        let s = self.status_view();
+        Probe {
+            rollback_ready: s.rollback_ready,
+            cooldown_remaining_seconds: s.cooldown_remaining_seconds,
+        }
+    }
+
+    pub fn status(&self) -> StatusView {
+        self.status_view()
+    }
+
+    pub fn triggers(&self) -> TriggersView {
+        self.triggers_view(&lock(&self.0.watch))
+    }
+
+    fn monitoring_active(&self) -> bool {
+        self.0.monitoring_active.load(Ordering::SeqCst)
+    }
+
+    /// Arms or disarms the watchdog. Re-arming makes conditions that are already critical
+    /// count as a new episode.
+    pub fn set_monitoring(&self, active: bool) -> bool {
+        if active && !self.monitoring_active() {
+            lock(&self.0.watch).rearm();
+        }
+        self.0.monitoring_active.store(active, Ordering::SeqCst);
+        tracing::info!(active, "monitoring switched");
+        self.emit(EngineEvent::MonitoringSwitched { active });
+        active
+    }
+
+    /// Records durably, then asks for rollbacks in the background (see `intake`).
+    pub async fn receive_alerts(&self, payload: Payload) -> Result<WebhookOutcome, EngineError> {
+        self.intake(payload).await
+    }
+
+    /// Counts a delivery the HTTP layer refused before it reached the engine.
+    pub fn reject_delivery(&self, why: Rejection) {
+        self.emit(EngineEvent::DeliveryRejected(why));
+    }
+
+    fn execution(&self) -> MutexGuard<'_, Execution> {
+        lock(&self.0.execution)
+    }
+
+    /// Stops the watchdog and waits (bounded) for an in-flight rollback to finish or be
+    /// recorded; what does not finish in time is resolved at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.0.shutdown.cancel();
+        self.0.tasks.close();
+        if tokio::time::timeout(grace, self.0.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown grace ran out with work in flight; it will be re-validated at next start"
+            );
+        }
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.0.shutdown.clone()
+    }
+}

@@ -1,0 +1,108 @@
+//! The stability watch: after a completed rollback, re-validates from the watchdog's view of
+//! the target through the stability window. The first failing look ends it as failed;
+//! reaching the end records a pass with the lowest score seen. A new execution cancels it.
+
+use super::{lock, Engine};
+use crate::domain::validation::Outcome;
+use crate::events::EngineEvent;
+use crate::store::{Event, ValidationKind};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+impl Engine {
+    pub(super) fn cancel_stability_watch(&self) {
+        let taken = lock(&self.0.stability).take();
+        if let Some((token, event_id)) = taken {
+            token.cancel();
+            self.emit(EngineEvent::StabilityEnded { event_id });
+        }
+    }
+
+    pub(super) fn start_stability_watch(&self, event: Event) {
+        let token = self.0.shutdown.child_token();
+        *lock(&self.0.stability) = Some((token.clone(), event.id.clone()));
+        self.emit(EngineEvent::StabilityStarted {
+            event_id: event.id.clone(),
+        });
+        let e = self.clone();
+        self.0
+            .tasks
+            .spawn(async move { e.stability_watch(event, token).await });
+    }
+
+    async fn stability_watch(self, event: Event, token: CancellationToken) {
+        let result = self.watch_window(&event, &token).await;
+        // A cancelled token means whoever cancelled it already took the slot.
+        if !token.is_cancelled() {
+            *lock(&self.0.stability) = None;
+        }
+        if let Some((outcome, note)) = result {
+            match self
+                .store_validation(
+                    &event,
+                    ValidationKind::Stability,
+                    &outcome,
+                    Some(note.clone()),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(event_id = %event.id, passed = outcome.passed, %note, "stability watch ended")
+                }
+                Err(e) => {
+                    tracing::error!(event_id = %event.id, error = %e, "stability outcome could not be stored")
+                }
+            }
+        }
+        if !token.is_cancelled() {
+            self.emit(EngineEvent::StabilityEnded { event_id: event.id });
+        }
+    }
+
+    /// Looks at every stability interval until the window ends, a look fails, or the watch is
+    /// cancelled (`None`).
+    async fn watch_window(
+        &self,
+        event: &Event,
+        token: &CancellationToken,
+    ) -> Option<(Outcome, String)> {
+        let cfg = &self.0.config.validation;
+        let window = cfg.stability_window;
+        let deadline = Instant::now() + window;
+        let mut lowest = 100.0f64;
+        let mut looks = 0u32;
+        loop {
+            let wait = cfg
+                .stability_interval
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = token.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let observed = lock(&self.0.watch).current().cloned();
+            let outcome = self.validate(event, observed.as_ref()).await;
+            looks += 1;
+            lowest = lowest.min(outcome.score);
+            if !outcome.passed {
+                let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+                let after = Duration::from_secs(window.as_secs().saturating_sub(left));
+                let note = format!(
+                    "stability lost after {}: {}",
+                    humantime::format_duration(after),
+                    outcome.failures()
+                );
+                return Some((outcome, note));
+            }
+            if Instant::now() >= deadline {
+                let note = format!(
+                    "stable through {} ({looks} looks, lowest score {lowest})",
+                    humantime::format_duration(window)
+                );
+                let mut o = outcome;
+                o.score = lowest;
+                o.passed = lowest >= o.pass_score;
+                return Some((o, note));
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The durable history: rollback events, their transitions, validation runs and the
+//! Alertmanager alerts received. The engine talks to `Store`, an enum of backends, so a second
+//! backend is one more variant here and nothing changes above it. Every backend keeps the same
+//! guarantees: append-only records, a write acknowledged only once durable, alerts unique on
+//! fingerprint + startsAt + status, and the life cycle's moves enforced at write time.
+
+mod sqlite;
+
+use crate::domain::condition::Status;
+use crate::domain::lifecycle::{Action, EventStatus, TriggerType};
+use crate::domain::validation::Check;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open history at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("history storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("history storage is closed")]
+    Closed,
+    #[error("{0}")]
+    Invalid(String),
+    /// A paging cursor that names no event: the caller's mistake, not the store's.
+    #[error("before: no event with id {0:?}")]
+    UnknownCursor(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConditionSnapshot {
+    pub condition: String,
+    pub value: Option<f64>,
+    pub status: Status,
+    pub warning_threshold: f64,
+    pub critical_threshold: f64,
+}
+
+/// What was asked: fixed when the event is created, never changed afterwards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRequest {
+    pub action: Action,
+    pub trigger_type: TriggerType,
+    pub source: String,
+    pub reason: String,
+    pub actor: String,
+    pub dry_run: bool,
+    pub alert_names: Vec<String>,
+    pub fingerprints: Vec<String>,
+    pub conditions: Vec<ConditionSnapshot>,
+    pub mode_before: Option<String>,
+    pub parameters_before: Option<BTreeMap<String, Value>>,
+    pub target_mode: String,
+    pub target_parameters: BTreeMap<String, f64>,
+}
+
+/// What a transition adds. The final transition carries the outcome.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransitionDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters_after: Option<BTreeMap<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub status: EventStatus,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub detail: TransitionDetail,
+}
+
+/// A rollback or restore event: the request inside it and where it stands. The JSON is the
+/// API's event shape; the request's fields sit at the top level.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(flatten)]
+    pub request: EventRequest,
+    pub created_at: DateTime<Utc>,
+    pub status: EventStatus,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub suppressed_reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub parameters_after: Option<BTreeMap<String, Value>>,
+    pub duration_ms: Option<u64>,
+    pub validation_score: Option<f64>,
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<Transition>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validations: Option<Vec<ValidationRun>>,
+}
+
+impl Event {
+    /// A new event whose first status is `status`, as it stands before it is stored.
+    pub fn new(
+        id: String,
+        request: EventRequest,
+        created_at: DateTime<Utc>,
+        status: EventStatus,
+    ) -> Event {
+        Event {
+            id,
+            request,
+            created_at,
+            status,
+            updated_at: created_at,
+            finished_at: None,
+            suppressed_reason: None,
+            failure_reason: None,
+            parameters_after: None,
+            duration_ms: None,
+            validation_score: None,
+            note: None,
+            transitions: None,
+            validations: None,
+        }
+    }
+
+    /// The event as its latest transition leaves it.
+    fn at(mut self, status: EventStatus, at: DateTime<Utc>, d: TransitionDetail) -> Event {
+        self.status = status;
+        self.updated_at = at;
+        self.finished_at = status.is_terminal().then_some(at);
+        self.suppressed_reason = d.suppressed_reason;
+        self.failure_reason = d.failure_reason;
+        self.parameters_after = d.parameters_after;
+        self.duration_ms = d.duration_ms;
+        self.validation_score = d.validation_score;
+        self.note = d.note;
+        self
+    }
+}
+
+/// What `rollback_events.body` holds: the event as created.
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    id: String,
+    #[serde(flatten)]
+    request: EventRequest,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationKind {
+    Initial,
+    Stability,
+    Recovered,
+}
+
+impl ValidationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationKind::Initial => "initial",
+            ValidationKind::Stability => "stability",
+            ValidationKind::Recovered => "recovered",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRun {
+    /// Assigned by the store; 0 before it is stored.
+    pub id: i64,
+    pub event_id: String,
+    pub kind: ValidationKind,
+    pub at: DateTime<Utc>,
+    pub score: f64,
+    pub passed: bool,
+    pub pass_score: f64,
+    pub checks: Vec<Check>,
+    pub note: Option<String>,
+}
+
+/// One alert of an Alertmanager delivery, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub fingerprint: String,
+    pub starts_at: String,
+    pub status: String,
+    pub alertname: String,
+    pub labels: BTreeMap<String, String>,
+    pub requests_rollback: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    pub limit: u32,
+    pub before: Option<String>,
+    pub trigger_type: Option<TriggerType>,
+    pub status: Option<EventStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ValidationQuery {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub event_id: Option<String>,
+}
+
+/// The history, whichever backend holds it. Cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+/// Each method is the backend's own, one arm per backend.
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (and creates) the SQLite history at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        SqliteStore::open(path).map(Store::Sqlite)
+    }
+
+    /// False after a write failed, until one succeeds again.
+    pub fn is_healthy(&self) -> bool {
+        each!(self, s => s.is_healthy())
+    }
+
+    /// Stores a new event with its first status (`event.status`), durably.
+    pub async fn insert_event(&self, event: &Event, detail: TransitionDetail) -> Result<()> {
+        each!(self, s => s.insert_event(event, detail).await)
+    }
+
+    /// Moves an event on; refused unless the life cycle allows the move.
+    pub async fn transition(
+        &self,
+        id: &str,
+        status: EventStatus,
+        detail: TransitionDetail,
+    ) -> Result<()> {
+        each!(self, s => s.transition(id, status, detail).await)
+    }
+
+    pub async fn insert_validation(&self, run: ValidationRun) -> Result<i64> {
+        each!(self, s => s.insert_validation(run).await)
+    }
+
+    /// Records alerts; for each, whether it was new (not a resend of an already recorded one).
+    pub async fn record_alerts(&self, alerts: Vec<AlertRecord>) -> Result<Vec<bool>> {
+        each!(self, s => s.record_alerts(alerts).await)
+    }
+
+    /// One event with its transitions and validations.
+    pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
+        each!(self, s => s.get_event(id).await)
+    }
+
+    pub async fn event_exists(&self, id: &str) -> Result<bool> {
+        each!(self, s => s.event_exists(id).await)
+    }
+
+    /// Events newest first, filtered and paged.
+    pub async fn list_events(&self, q: EventQuery) -> Result<Vec<Event>> {
+        each!(self, s => s.list_events(q).await)
+    }
+
+    /// Events a crash left between `pending` and a final status, oldest first.
+    pub async fn unfinished_events(&self) -> Result<Vec<Event>> {
+        each!(self, s => s.unfinished_events().await)
+    }
+
+    /// The latest rollback that touched the target (for the cooldown and the status page).
+    pub async fn last_executed(&self) -> Result<Option<Event>> {
+        each!(self, s => s.last_executed().await)
+    }
+
+    pub async fn list_validations(&self, q: ValidationQuery) -> Result<Vec<ValidationRun>> {
+        each!(self, s => s.list_validations(q).await)
+    }
+
+    /// The newest `limit` alert keys recorded, to warm the in-memory resend filter at start.
+    pub async fn alert_keys(&self, limit: usize) -> Result<Vec<(String, String, String)>> {
+        each!(self, s => s.alert_keys(limit).await)
+    }
+}
+
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
