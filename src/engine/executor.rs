@@ -425,3 +425,71 @@ impl Engine {
         Ok(view)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A target that reports `mode` and accepts every switch.
+    async fn target_in(mode: &str) -> MockServer {
+        let server = MockServer::start().await;
+        let status = serde_json::json!({"mode": mode, "parameters": {}, "agents": [],
+            "metrics": {"walk_forward_stability": 70.0}});
+        Mock::given(method("GET"))
+            .and(path("/v1/status"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&status))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/v1/mode"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&status))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn a_target_already_in_the_configured_profile_mode_is_not_rolled_back_again() {
+        let target = target_in("conservative_profile").await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "target: {{ url: \"{}\", timeout: 1s }}\nmonitoring: {{ poll_interval: 50ms }}\n\
+             rollback_profile: {{ mode: conservative_profile, parameters: {{ confidence_threshold: 0.6 }} }}\n",
+            target.uri()
+        );
+        let mut config = crate::config::from_str(&yaml, dir.path(), None).unwrap();
+        config.storage_path = dir.path().join("history.db");
+        let engine = Engine::start(config).await.unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while engine.status().mode != "conservative_profile" {
+            assert!(
+                Instant::now() < deadline,
+                "the watchdog never read the target"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let req = RollbackRequest {
+            trigger_type: TriggerType::Manual,
+            source: "test".into(),
+            reason: "again".into(),
+            actor: "ops".into(),
+            dry_run: false,
+            alert_names: vec![],
+            fingerprints: vec![],
+        };
+        match engine.request_rollback(req).await.unwrap() {
+            Requested::Suppressed { reason, event } => {
+                assert_eq!(reason, SuppressReason::AlreadyRolledBack);
+                assert_eq!(event.status, EventStatus::Suppressed);
+            }
+            Requested::Started { .. } => {
+                panic!("rolled back a target already in the profile's mode")
+            }
+            Requested::DryRun { .. } => panic!("not a dry run"),
+        }
+        engine.shutdown(std::time::Duration::from_secs(2)).await;
+    }
+}
