@@ -2,7 +2,9 @@
 //! applies it (src/metrics.rs) and the stream projects it (`stream_messages` below), so no
 //! engine code touches a metric or builds a stream message by hand.
 
+use crate::config::Config;
 use crate::domain::condition::Status;
+use crate::domain::lifecycle::Arming;
 use crate::store::{Event, ValidationRun};
 use crate::views::{StatusView, StreamMessage, TriggersView};
 use chrono::{DateTime, Utc};
@@ -116,9 +118,10 @@ pub enum EngineEvent {
     },
     /// A delivery was refused.
     DeliveryRejected(Rejection),
-    MonitoringSwitched {
-        active: bool,
-    },
+    /// Which automatic paths may act changed (at start, by an operator, by a reload).
+    ArmingChanged(Arming),
+    /// A new config is in force (thresholds, tokens, cooldown ... may have changed).
+    ConfigReloaded(Arc<Config>),
     /// The engine started on an existing history; the latest executed rollback, if any.
     Resumed {
         last_executed: Option<Arc<Event>>,
@@ -144,7 +147,7 @@ impl EngineEvent {
             }
             EngineEvent::SlotReleased { .. }
             | EngineEvent::StabilityEnded { .. }
-            | EngineEvent::MonitoringSwitched { .. } => vec![status()],
+            | EngineEvent::ArmingChanged(_) => vec![status()],
             EngineEvent::ConditionChanged { .. }
             | EngineEvent::ModeSeen(_)
             | EngineEvent::StabilityStarted { .. }
@@ -153,6 +156,7 @@ impl EngineEvent {
             | EngineEvent::AlertsDeduplicated { .. }
             | EngineEvent::DeliveryRejected(_)
             | EngineEvent::Resumed { .. } => vec![],
+            EngineEvent::ConfigReloaded(_) => vec![status()],
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the documented JSON. The engine builds them (src/engine/views.rs); nothing here reads state.
 
 use crate::domain::condition::{Status, Trend};
+use crate::domain::lifecycle::{Arming, PathState};
 use crate::store::{Event, ValidationRun};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,8 +27,12 @@ pub struct StatusView {
     pub mode: String,
     pub rollback_ready: bool,
     pub already_rolled_back: bool,
+    /// The watchdog is armed at runtime (`monitoring start|stop`).
     pub monitoring_active: bool,
+    /// The config lets the watchdog act (`monitoring.automatic_rollback`).
     pub automatic_rollback: bool,
+    /// Each automatic path: may it act now, and why not.
+    pub automation: AutomationView,
     pub in_progress: Option<String>,
     pub last_event: Option<Event>,
     pub agents: AgentsView,
@@ -37,6 +42,40 @@ pub struct StatusView {
     pub stability_watch_active: bool,
     pub storage_ok: bool,
     pub version: &'static str,
+}
+
+/// One automatic path as the status shows it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct PathView {
+    /// The config lets this path act.
+    pub configured: bool,
+    /// Armed at runtime.
+    pub armed: bool,
+    /// It can execute a rollback now (configured and armed).
+    pub acts: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct AutomationView {
+    pub watchdog: PathView,
+    pub alertmanager: PathView,
+    /// No automatic path can act: only a person can roll back.
+    pub manual_only: bool,
+}
+
+impl From<Arming> for AutomationView {
+    fn from(a: Arming) -> AutomationView {
+        let path = |p: PathState| PathView {
+            configured: p.configured,
+            armed: p.armed,
+            acts: p.acts(),
+        };
+        AutomationView {
+            watchdog: path(a.watchdog),
+            alertmanager: path(a.alertmanager),
+            manual_only: a.none_acts(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -189,11 +189,16 @@ async fn accepts_but_does_not_apply_fails_the_validation_and_says_why() {
         why.contains("confidence_threshold is 0.62, expected 0.55"),
         "{why}"
     );
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, "rollback_outcomes_total{status=\"failed\"}"),
-        Some(1.0)
-    );
+    // The outcome is counted just after it is durable (and visible in the history).
+    let m = wait_for(
+        "the failed outcome counted",
+        Duration::from_secs(5),
+        || async {
+            let m = app.metrics().await;
+            (metric(&m, "rollback_outcomes_total{status=\"failed\"}") == Some(1.0)).then_some(m)
+        },
+    )
+    .await;
     assert_eq!(metric(&m, "recovery_validation_score"), Some(35.0));
     assert_eq!(
         metric(
@@ -218,10 +223,12 @@ async fn agents_down_fail_the_validation() {
         },
     )
     .await;
-    let (code, event) = app
+    let (code, body) = app
         .post("/api/v1/rollback", json!({"reason": "test"}), None)
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 502, "a failed rollback is not a 200: {body}");
+    assert_eq!(body["error"]["code"], "target_error");
+    let event = &body["event"];
     assert_eq!(event["status"], "failed");
     assert!(
         event["failure_reason"]
@@ -270,11 +277,14 @@ async fn a_target_slower_than_the_timeout_ends_failed_with_the_reason() {
         },
     )
     .await; // 1.5 s per answer; the timeout is 500 ms
-    let (code, event) = app
+    let (code, body) = app
         .post("/api/v1/rollback", json!({"reason": "slow"}), None)
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(body["error"]["code"], "target_error");
+    let event = &body["event"];
     assert_eq!(event["status"], "failed", "{event}");
+    assert_eq!(body["error"]["message"], event["failure_reason"]);
     assert!(
         event["failure_reason"]
             .as_str()
@@ -338,7 +348,9 @@ async fn a_down_target_means_unknown_and_no_rollback() {
             None,
         )
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 502, "{e}");
+    assert_eq!(e["error"]["code"], "target_error");
+    let e = &e["event"];
     assert_eq!(e["status"], "failed");
     assert!(
         e["failure_reason"]

@@ -138,13 +138,16 @@ pub enum SuppressReason {
     AlreadyRolledBack,
     InProgress,
     Cooldown,
+    /// The automatic path the trigger came by is disarmed (config or operator).
+    Disarmed,
 }
 
 impl SuppressReason {
-    pub const ALL: [SuppressReason; 3] = [
+    pub const ALL: [SuppressReason; 4] = [
         SuppressReason::AlreadyRolledBack,
         SuppressReason::InProgress,
         SuppressReason::Cooldown,
+        SuppressReason::Disarmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,7 +155,87 @@ impl SuppressReason {
             SuppressReason::AlreadyRolledBack => "already_rolled_back",
             SuppressReason::InProgress => "in_progress",
             SuppressReason::Cooldown => "cooldown",
+            SuppressReason::Disarmed => "disarmed",
         }
+    }
+}
+
+/// One automatic path (the watchdog, Alertmanager): switched on or off in the config, armed or
+/// disarmed at runtime. It acts only when both say yes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PathState {
+    pub configured: bool,
+    pub armed: bool,
+}
+
+impl PathState {
+    pub fn acts(self) -> bool {
+        self.configured && self.armed
+    }
+}
+
+/// Which automatic paths may act. A person's (manual) request is never held by arming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Arming {
+    pub watchdog: PathState,
+    pub alertmanager: PathState,
+}
+
+impl Arming {
+    /// Both paths configured and armed.
+    pub const ALL_ARMED: Arming = Arming {
+        watchdog: PathState {
+            configured: true,
+            armed: true,
+        },
+        alertmanager: PathState {
+            configured: true,
+            armed: true,
+        },
+    };
+
+    pub fn acts(&self, trigger: TriggerType) -> bool {
+        match trigger {
+            TriggerType::Watchdog => self.watchdog.acts(),
+            TriggerType::Alertmanager => self.alertmanager.acts(),
+            TriggerType::Manual => true,
+        }
+    }
+
+    /// The runtime state of one automatic path.
+    pub fn path_mut(&mut self, path: AutomaticPath) -> &mut PathState {
+        match path {
+            AutomaticPath::Watchdog => &mut self.watchdog,
+            AutomaticPath::Alertmanager => &mut self.alertmanager,
+        }
+    }
+
+    /// True when no automatic path can act.
+    pub fn none_acts(&self) -> bool {
+        !self.watchdog.acts() && !self.alertmanager.acts()
+    }
+}
+
+/// The automatic paths by which a trigger can arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutomaticPath {
+    Watchdog,
+    Alertmanager,
+}
+
+impl AutomaticPath {
+    pub const ALL: [AutomaticPath; 2] = [AutomaticPath::Watchdog, AutomaticPath::Alertmanager];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutomaticPath::Watchdog => "watchdog",
+            AutomaticPath::Alertmanager => "alertmanager",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AutomaticPath> {
+        AutomaticPath::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -174,15 +257,18 @@ pub enum Decision {
 pub struct Guard {
     /// The profile's mode: a target already in it is already rolled back.
     rollback_mode: String,
+    /// Which automatic paths may act.
+    pub arming: Arming,
     in_progress: Option<String>,
     last_execution_ms: Option<u64>,
 }
 
 impl Guard {
     /// A guard for the rollback profile whose mode is `rollback_mode`.
-    pub fn new(rollback_mode: &str) -> Guard {
+    pub fn new(rollback_mode: &str, arming: Arming) -> Guard {
         Guard {
             rollback_mode: rollback_mode.to_owned(),
+            arming,
             in_progress: None,
             last_execution_ms: None,
         }
@@ -202,7 +288,9 @@ impl Guard {
         now_ms: u64,
         cooldown_ms: u64,
     ) -> Decision {
-        let blocker = if self.in_progress.is_some() {
+        let blocker = if !self.arming.acts(trigger) {
+            Some(SuppressReason::Disarmed)
+        } else if self.in_progress.is_some() {
             Some(SuppressReason::InProgress)
         } else if current_mode == Some(self.rollback_mode.as_str()) {
             Some(SuppressReason::AlreadyRolledBack)
@@ -279,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_second_trigger_while_executing_is_suppressed() {
-        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
         assert_eq!(
             g.decide_rollback(
                 "a",
@@ -310,7 +398,7 @@ mod tests {
 
     #[test]
     fn already_rolled_back_is_suppressed_for_everyone() {
-        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
         for t in TriggerType::ALL {
             assert_eq!(
                 g.decide_rollback("a", t, false, Some(MODE_UNIVERSAL_CYCLE_4), 0, COOLDOWN),
@@ -321,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_configured_profile_mode_is_what_counts_as_rolled_back() {
-        let mut g = Guard::new("conservative_profile");
+        let mut g = Guard::new("conservative_profile", Arming::ALL_ARMED);
         assert_eq!(
             g.decide_rollback(
                 "a",
@@ -348,8 +436,37 @@ mod tests {
     }
 
     #[test]
+    fn a_disarmed_path_is_suppressed_as_disarmed_and_a_person_still_acts() {
+        let mut arming = Arming::ALL_ARMED;
+        arming.path_mut(AutomaticPath::Alertmanager).armed = false;
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, arming);
+        assert_eq!(
+            g.decide_rollback("a", TriggerType::Alertmanager, false, None, 0, COOLDOWN),
+            Decision::Suppress(SuppressReason::Disarmed)
+        );
+        assert_eq!(
+            g.decide_rollback("b", TriggerType::Alertmanager, true, None, 0, COOLDOWN),
+            Decision::DryRun {
+                would_suppress: Some(SuppressReason::Disarmed)
+            }
+        );
+        assert!(!arming.none_acts(), "the watchdog still acts");
+        assert_eq!(
+            g.decide_rollback("c", TriggerType::Manual, false, None, 0, COOLDOWN),
+            Decision::Execute
+        );
+        g.finish("c");
+        g.arming.path_mut(AutomaticPath::Watchdog).configured = false;
+        assert!(g.arming.none_acts());
+        assert_eq!(
+            g.decide_rollback("d", TriggerType::Watchdog, false, None, 0, COOLDOWN),
+            Decision::Suppress(SuppressReason::Disarmed)
+        );
+    }
+
+    #[test]
     fn cooldown_holds_automatic_triggers_only() {
-        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, false, None, 1_000, COOLDOWN),
             Decision::Execute
@@ -379,7 +496,7 @@ mod tests {
 
     #[test]
     fn dry_runs_never_take_the_slot_and_say_what_would_happen() {
-        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, true, None, 0, COOLDOWN),
             Decision::DryRun {
@@ -404,7 +521,7 @@ mod tests {
 
     #[test]
     fn restore_waits_for_an_execution() {
-        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
         assert_eq!(
             g.decide_rollback("a", TriggerType::Manual, false, None, 0, COOLDOWN),
             Decision::Execute
@@ -450,7 +567,7 @@ mod tests {
     proptest! {
         #[test]
         fn no_input_sequence_yields_two_concurrent_executions(ops in proptest::collection::vec(op(), 1..200)) {
-            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4);
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
             let mut running: Vec<String> = Vec::new();
             let mut now = 0u64;
             for (i, op) in ops.into_iter().enumerate() {

@@ -7,5 +7,8 @@ pub mod target_status;
 pub mod validation;
 
 pub use condition::{ConditionSpec, Operator, Samples, Status, Trend};
-pub use lifecycle::{Action, Decision, EventStatus, Guard, SuppressReason, TriggerType};
+pub use lifecycle::{
+    Action, Arming, AutomaticPath, Decision, EventStatus, Guard, PathState, SuppressReason,
+    TriggerType,
+};
 pub use target_status::{Agent, SwitchRequest, TargetStatus};

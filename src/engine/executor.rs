@@ -5,7 +5,8 @@
 
 use super::{lock, Engine, EngineError};
 use crate::domain::lifecycle::{
-    Action, Decision, EventStatus, Guard, SuppressReason, TriggerType, MODE_SESSION_TARGETED,
+    Action, Arming, Decision, EventStatus, Guard, SuppressReason, TriggerType,
+    MODE_SESSION_TARGETED,
 };
 use crate::domain::SwitchRequest;
 use crate::events::{EngineEvent, TargetOperation};
@@ -25,9 +26,9 @@ pub(super) struct Execution {
 }
 
 impl Execution {
-    pub(super) fn new(rollback_mode: &str) -> Execution {
+    pub(super) fn new(rollback_mode: &str, arming: Arming) -> Execution {
         Execution {
-            guard: Guard::new(rollback_mode),
+            guard: Guard::new(rollback_mode, arming),
             last_event: None,
         }
     }
@@ -136,7 +137,8 @@ impl Engine {
 
     /// The guard's decision for `req`, and what to record with it.
     fn decide(&self, event: &Event, req: &RollbackRequest) -> (Decision, TransitionDetail) {
-        let profile = &self.0.config.profile;
+        let cfg = self.config();
+        let profile = &cfg.profile;
         let current = lock(&self.0.watch).last_known().map(|t| t.mode.clone());
         let decision = self.execution().guard.decide_rollback(
             &event.id,
@@ -144,7 +146,7 @@ impl Engine {
             req.dry_run,
             current.as_deref(),
             self.now_ms(),
-            self.0.config.cooldown.as_millis() as u64,
+            cfg.cooldown.as_millis() as u64,
         );
         let detail = match decision {
             Decision::Execute => TransitionDetail::default(),
@@ -172,7 +174,8 @@ impl Engine {
         if self.0.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
-        let profile = &self.0.config.profile;
+        let cfg = self.config();
+        let profile = &cfg.profile;
         let mut event = self.new_event(
             Action::Rollback,
             &req,
@@ -199,8 +202,14 @@ impl Engine {
         })
     }
 
-    /// Returns the trading system to `session_targeted`: always a deliberate human action.
-    pub async fn restore(&self, reason: String, actor: String) -> Result<Event, EngineError> {
+    /// Returns the trading system to `session_targeted`: always a deliberate human action. A
+    /// dry run records what it would send and touches nothing.
+    pub async fn restore(
+        &self,
+        reason: String,
+        actor: String,
+        dry_run: bool,
+    ) -> Result<Event, EngineError> {
         if self.0.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
@@ -210,7 +219,7 @@ impl Engine {
             source: "restore".into(),
             reason,
             actor,
-            dry_run: false,
+            dry_run,
             alert_names: vec![],
             fingerprints: vec![],
         };
@@ -220,6 +229,9 @@ impl Engine {
             .unwrap_or_else(|| "unknown".into());
         if mode == MODE_SESSION_TARGETED {
             return Err(EngineError::NotRolledBack { mode });
+        }
+        if dry_run {
+            return self.restore_plan(&req, parameters).await;
         }
         let event = self.new_event(
             Action::Restore,
@@ -241,6 +253,46 @@ impl Engine {
         let e = self.clone();
         let done = self.0.tasks.spawn(async move { e.execute(event).await });
         done.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    /// Records what a restore would send, and whether the cooldown would still hold automatic
+    /// triggers afterwards.
+    async fn restore_plan(
+        &self,
+        req: &RollbackRequest,
+        parameters: BTreeMap<String, f64>,
+    ) -> Result<Event, EngineError> {
+        let cooldown_ms = self
+            .execution()
+            .guard
+            .cooldown_remaining_ms(self.now_ms(), self.config().cooldown.as_millis() as u64);
+        let mut note = format!(
+            "dry run: would switch to {MODE_SESSION_TARGETED} with {}",
+            if parameters.is_empty() {
+                "no parameters".to_string()
+            } else {
+                format_params(&parameters)
+            }
+        );
+        if cooldown_ms > 0 {
+            let left = std::time::Duration::from_secs(cooldown_ms.div_ceil(1000));
+            note.push_str(&format!(
+                "; automatic triggers stay held by the cooldown for {}",
+                humantime::format_duration(left)
+            ));
+        }
+        let event = self.new_event(
+            Action::Restore,
+            req,
+            MODE_SESSION_TARGETED,
+            parameters,
+            EventStatus::DryRun,
+        );
+        let detail = TransitionDetail {
+            note: Some(note),
+            ..Default::default()
+        };
+        self.record_new(event, detail).await
     }
 
     /// The parameters the adaptive mode had before the last completed rollback.
@@ -306,12 +358,19 @@ impl Engine {
         Ok(event)
     }
 
-    /// Frees the execution slot held by `id` (a stale id changes nothing).
+    /// Frees the execution slot if `id` holds it (a stale id changes nothing).
     fn release_slot(&self, id: &str) {
-        self.execution().guard.finish(id);
-        self.emit(EngineEvent::SlotReleased {
-            event_id: id.to_owned(),
-        });
+        let held = {
+            let mut x = self.execution();
+            let held = x.guard.in_progress() == Some(id);
+            x.guard.finish(id);
+            held
+        };
+        if held {
+            self.emit(EngineEvent::SlotReleased {
+                event_id: id.to_owned(),
+            });
+        }
     }
 
     async fn execute(self, event: Event) -> Event {

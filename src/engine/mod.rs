@@ -4,20 +4,24 @@
 //!
 //! One file per role (docs/architecture.md draws them):
 //! - `watchdog`: the poll loop and its pure observation step;
+//! - `arming`: which automatic paths may act, changed at runtime and recorded;
 //! - `executor`: decide, record, execute, record the verdict (rollbacks and restores);
 //! - `verify`: recovery validation against the target, stored;
 //! - `stability`: the stability watch after a rollback;
 //! - `recovery`: events a crash left unfinished, finished at start;
 //! - `intake`: Alertmanager deliveries and their resend filter;
-//! - `views`: the status and triggers views built from the state.
+//! - `views`: the status and triggers views built from the state;
+//! - `reload`: a new config file taken in while running.
 //!
 //! The state is split by owner, each lock guarding one thing and never held across another
 //! lock or an `.await`: the watchdog's view of the target (`watch`), the executor's guard and
 //! latest event (`execution`), the stability watch's slot (`stability`), the intake's filter.
 
+mod arming;
 mod executor;
 mod intake;
 mod recovery;
+mod reload;
 mod stability;
 mod verify;
 mod views;
@@ -25,17 +29,19 @@ mod watchdog;
 
 pub use crate::views::StreamMessage;
 pub use executor::{Requested, RollbackRequest};
+pub use reload::{ReloadError, Reloaded};
 
 use crate::alertmanager::Payload;
 use crate::config::Config;
+use crate::domain::lifecycle::{Arming, PathState};
 use crate::events::{EngineEvent, Rejection};
 use crate::metrics::{Metrics, Probe};
 use crate::store::{EventQuery, Store, StoreError};
 use crate::target::TargetClient;
 use crate::views::{StatusView, TriggersView, WebhookOutcome};
+use arc_swap::ArcSwap;
 use executor::Execution;
 use intake::ResendFilter;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -68,12 +74,12 @@ pub enum NotReady {
 pub const STREAM_CAPACITY: usize = 256;
 
 struct Inner {
-    config: Config,
+    /// Swapped whole by a reload; readers take the current one.
+    config: ArcSwap<Config>,
     store: Store,
     target: TargetClient,
     metrics: Arc<Metrics>,
     stream: broadcast::Sender<StreamMessage>,
-    monitoring_active: AtomicBool,
     watch: Mutex<Watch>,
     execution: Mutex<Execution>,
     /// The running stability watch: its cancel token and the event it watches.
@@ -86,6 +92,21 @@ struct Inner {
 
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
+
+/// The watchdog acts when the config allows it and monitoring is active on start; the
+/// Alertmanager path is configured and armed from the start.
+fn initial_arming(config: &Config) -> Arming {
+    Arming {
+        watchdog: PathState {
+            configured: config.monitoring.automatic_rollback,
+            armed: config.monitoring.active_on_start,
+        },
+        alertmanager: PathState {
+            configured: true,
+            armed: true,
+        },
+    }
+}
 
 /// A poisoned lock still holds consistent state here (every critical section is a few
 /// assignments), so it is used as is.
@@ -104,11 +125,13 @@ impl Engine {
         let engine = Engine(Arc::new(Inner {
             metrics: Arc::new(Metrics::new(&config)),
             target: TargetClient::new(&config.target),
-            monitoring_active: AtomicBool::new(config.monitoring.active_on_start),
             watch: Mutex::new(Watch::new(config.conditions.len())),
-            execution: Mutex::new(Execution::new(&config.profile.mode)),
+            execution: Mutex::new(Execution::new(
+                &config.profile.mode,
+                initial_arming(&config),
+            )),
             stability: Mutex::new(None),
-            config,
+            config: ArcSwap::from_pointee(config),
             store,
             stream,
             resend,
@@ -122,9 +145,7 @@ impl Engine {
                 .map(|inner| Engine(inner).probe())
                 .unwrap_or_default()
         });
-        engine.emit(EngineEvent::MonitoringSwitched {
-            active: engine.monitoring_active(),
-        });
+        engine.emit(EngineEvent::ArmingChanged(engine.arming()));
         engine
             .recover()
             .await
@@ -160,8 +181,9 @@ impl Engine {
         Ok(())
     }
 
-    pub fn config(&self) -> &Config {
-        &self.0.config
+    /// The config in force (a reload swaps it).
+    pub fn config(&self) -> Arc<Config> {
+        self.0.config.load_full()
     }
 
     /// The metrics this engine's events are applied to.
@@ -222,22 +244,6 @@ impl Engine {
 
     pub fn triggers(&self) -> TriggersView {
         self.triggers_view(&lock(&self.0.watch))
-    }
-
-    fn monitoring_active(&self) -> bool {
-        self.0.monitoring_active.load(Ordering::SeqCst)
-    }
-
-    /// Arms or disarms the watchdog. Re-arming makes conditions that are already critical
-    /// count as a new episode.
-    pub fn set_monitoring(&self, active: bool) -> bool {
-        if active && !self.monitoring_active() {
-            lock(&self.0.watch).rearm();
-        }
-        self.0.monitoring_active.store(active, Ordering::SeqCst);
-        tracing::info!(active, "monitoring switched");
-        self.emit(EngineEvent::MonitoringSwitched { active });
-        active
     }
 
     /// Records durably, then asks for rollbacks in the background (see `intake`).

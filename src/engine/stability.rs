@@ -66,7 +66,8 @@ impl Engine {
         event: &Event,
         token: &CancellationToken,
     ) -> Option<(Outcome, String)> {
-        let cfg = &self.0.config.validation;
+        let config = self.config();
+        let cfg = &config.validation;
         let window = cfg.stability_window;
         let deadline = Instant::now() + window;
         let mut lowest = 100.0f64;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 impl Engine {
     /// Scores what the target reports against what the event asked for.
     pub(super) async fn validate(&self, event: &Event, observed: Option<&TargetStatus>) -> Outcome {
-        let cfg = &self.0.config;
+        let cfg = self.config();
         let logged = self.0.store.event_exists(&event.id).await.unwrap_or(false);
         let no_conditions: [ConditionSpec; 0] = [];
         let restore = event.request.action == Action::Restore;

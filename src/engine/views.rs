@@ -6,19 +6,20 @@ use super::{lock, Engine};
 use crate::domain::condition::{Status, Trend};
 use crate::domain::TargetStatus;
 use crate::store::ConditionSnapshot;
-use crate::views::{AgentsView, ConditionView, StatusView, TargetView, TriggersView};
+use crate::views::{
+    AgentsView, AutomationView, ConditionView, StatusView, TargetView, TriggersView,
+};
 
 impl Engine {
     fn environment(&self) -> String {
-        self.0
-            .config
+        self.config()
             .environment
             .clone()
             .unwrap_or_else(|| "default".into())
     }
 
     pub(super) fn status_view(&self) -> StatusView {
-        let cfg = &self.0.config;
+        let cfg = self.config();
         let (mode, agents_healthy, target) = {
             let w = lock(&self.0.watch);
             let target = TargetView {
@@ -30,7 +31,7 @@ impl Engine {
             let mode = w.last_known().map(|t| t.mode.clone());
             (mode, w.current().map(TargetStatus::healthy_agents), target)
         };
-        let (in_progress, last_event, cooldown_ms) = {
+        let (in_progress, last_event, cooldown_ms, arming) = {
             let x = self.execution();
             let cooldown = x
                 .guard
@@ -39,6 +40,7 @@ impl Engine {
                 x.guard.in_progress().map(str::to_owned),
                 x.last_event.clone(),
                 cooldown,
+                x.guard.arming,
             )
         };
         let mode = mode.unwrap_or_else(|| "unknown".into());
@@ -47,8 +49,9 @@ impl Engine {
             rollback_ready: storage_ok && target.up && in_progress.is_none(),
             already_rolled_back: mode == cfg.profile.mode,
             mode,
-            monitoring_active: self.monitoring_active(),
-            automatic_rollback: cfg.monitoring.automatic_rollback,
+            monitoring_active: arming.watchdog.armed,
+            automatic_rollback: arming.watchdog.configured,
+            automation: AutomationView::from(arming),
             in_progress,
             last_event,
             agents: AgentsView {
@@ -66,8 +69,7 @@ impl Engine {
 
     pub(super) fn triggers_view(&self, w: &Watch) -> TriggersView {
         let conditions: Vec<ConditionView> = self
-            .0
-            .config
+            .config()
             .conditions
             .iter()
             .zip(&w.conditions)
@@ -96,8 +98,7 @@ impl Engine {
 
     /// The conditions as an event records them at its creation.
     pub(super) fn snapshot(&self, w: &Watch) -> Vec<ConditionSnapshot> {
-        self.0
-            .config
+        self.config()
             .conditions
             .iter()
             .zip(&w.conditions)

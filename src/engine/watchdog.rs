@@ -138,7 +138,7 @@ fn describe_breach(spec: &ConditionSpec, value: Option<f64>) -> String {
 
 impl Engine {
     pub(super) async fn poll_loop(self) {
-        let mut tick = tokio::time::interval(self.0.config.monitoring.poll_interval);
+        let mut tick = tokio::time::interval(self.config().monitoring.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -159,8 +159,8 @@ impl Engine {
     /// Takes one poll result in; returns a watchdog request when a condition newly went
     /// critical while the watchdog is armed.
     fn take_sample(&self, result: Result<TargetStatus, TargetError>) -> Option<RollbackRequest> {
-        let cfg = &self.0.config;
-        let armed = self.monitoring_active() && cfg.monitoring.automatic_rollback;
+        let cfg = self.config();
+        let armed = self.arming().watchdog.acts();
         let now = Utc::now();
         let (obs, poll) = {
             let mut w = lock(&self.0.watch);

@@ -3,10 +3,12 @@
 use super::auth::{authorize, bearer, Actor, Need};
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::lifecycle::AutomaticPath;
 use crate::domain::lifecycle::{EventStatus, SuppressReason, TriggerType};
 use crate::engine::{Requested, RollbackRequest};
 use crate::events::Rejection;
-use crate::store::{EventQuery, ValidationQuery};
+use crate::store::{AuditQuery, EventQuery, ValidationQuery};
+use crate::views::AutomationView;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -71,7 +73,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
-    authorize(&state.auth, bearer(headers)?, need)
+    authorize(&state.auth.load(), bearer(headers)?, need)
 }
 
 fn check_reason(reason: &str) -> Result<String, ApiError> {
@@ -100,18 +102,13 @@ pub async fn triggers(State(s): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(Json(s.engine.triggers()).into_response())
 }
 
+/// The body of a rollback or a restore.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     reason: String,
     #[serde(default)]
     dry_run: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    reason: String,
 }
 
 /// The token is judged before the body: an unauthenticated caller learns nothing about what
@@ -139,7 +136,7 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
                     "the rollback task ended early; see the history",
                 )
             })?;
-            Ok(Json(event).into_response())
+            answer(event)
         }
         Requested::DryRun { event } => Ok(Json(event).into_response()),
         Requested::Suppressed { event, reason } => {
@@ -153,38 +150,140 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
                     format!("the trading system is already in {}; recorded as suppressed event {}", event.request.target_mode, event.id),
                 ),
                 SuppressReason::Cooldown => ("cooldown", format!("in cooldown; recorded as suppressed event {}", event.id)),
+                // Manual requests are never held by arming; kept for completeness.
+                SuppressReason::Disarmed => ("disarmed", format!("this path is disarmed; recorded as suppressed event {}", event.id)),
             };
             Err(ApiError::new(StatusCode::CONFLICT, code, message))
         }
     }
 }
 
+/// An executed rollback or restore: 200 when it completed, 502 with the event when it failed.
+fn answer(event: crate::store::Event) -> Result<Response, ApiError> {
+    if event.status == EventStatus::Failed {
+        return Err(ApiError::failed(event));
+    }
+    Ok(Json(event).into_response())
+}
+
 pub async fn restore(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let who = actor(&s, req.headers(), Need::Admin)?;
-    let StrictJson(body) = StrictJson::<ReasonBody>::from_request(req, &s).await?;
+    let StrictJson(body) = StrictJson::<RollbackBody>::from_request(req, &s).await?;
     let reason = check_reason(&body.reason)?;
-    let event = s.engine.restore(reason, who.name).await?;
-    Ok(Json(event).into_response())
+    let event = s.engine.restore(reason, who.name, body.dry_run).await?;
+    if body.dry_run {
+        return Ok(Json(event).into_response());
+    }
+    answer(event)
 }
 
 pub async fn monitoring_start(
     s: State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    set_monitoring(s, headers, true)
+    set_monitoring(s, headers, true).await
 }
 
 pub async fn monitoring_stop(s: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    set_monitoring(s, headers, false)
+    set_monitoring(s, headers, false).await
 }
 
-fn set_monitoring(
+/// Arms or disarms the watchdog; recorded with the token's actor.
+async fn set_monitoring(
     State(s): State<AppState>,
     headers: HeaderMap,
     on: bool,
 ) -> Result<Response, ApiError> {
-    actor(&s, &headers, Need::Operator)?;
-    Ok(Json(json!({"monitoring_active": s.engine.set_monitoring(on)})).into_response())
+    let who = actor(&s, &headers, Need::Operator)?;
+    let why = if on {
+        "monitoring start"
+    } else {
+        "monitoring stop"
+    };
+    let arming = s
+        .engine
+        .arm(AutomaticPath::Watchdog, on, &who.name, why)
+        .await?;
+    Ok(Json(json!({"monitoring_active": arming.watchdog.armed})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmBody {
+    path: String,
+    armed: bool,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: String,
+}
+
+/// `POST /api/v1/automation`: arms or disarms one automatic path (operator).
+pub async fn automation(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let who = actor(&s, req.headers(), Need::Operator)?;
+    let StrictJson(body) = StrictJson::<ArmBody>::from_request(req, &s).await?;
+    let path = AutomaticPath::parse(&body.path).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "path {:?} is not an automatic path; expected watchdog or alertmanager",
+            body.path
+        ))
+    })?;
+    let reason = check_reason(&body.reason)?;
+    let arming = s.engine.arm(path, body.armed, &who.name, &reason).await?;
+    Ok(Json(AutomationView::from(arming)).into_response())
+}
+
+/// `POST /api/v1/automation/disarm-all`: the emergency switch (operator).
+pub async fn disarm_all(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let who = actor(&s, req.headers(), Need::Operator)?;
+    let StrictJson(body) = StrictJson::<ReasonBody>::from_request(req, &s).await?;
+    let reason = check_reason(&body.reason)?;
+    let arming = s.engine.disarm_all(&who.name, &reason).await?;
+    Ok(Json(AutomationView::from(arming)).into_response())
+}
+
+/// `GET /api/v1/audit`: changes to how rollbackd runs, newest first.
+pub async fn list_audit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    actor(&s, &headers, Need::Read)?;
+    let p = Params::new(q, &["limit", "before", "kind"])?;
+    let limit = p.limit()?;
+    let before = p.parsed(
+        "before",
+        |v| v.parse::<i64>().ok(),
+        "must be an audit record id (a whole number)",
+    )?;
+    let records = s
+        .store
+        .list_audit(AuditQuery {
+            limit,
+            before,
+            kind: p.0.get("kind").cloned(),
+        })
+        .await?;
+    Ok(page("records", records, limit, |r| json!(r.id)))
+}
+
+/// `POST /-/reload` (admin), as Prometheus names it: the config file is validated first; a bad
+/// one is refused (400, naming the mistake) and the running config kept.
+pub async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let who = actor(&s, &headers, Need::Admin)?;
+    match super::reload(&s) {
+        Ok(r) => {
+            tracing::info!(actor = %who.name, "config reloaded on request");
+            Ok(Json(r).into_response())
+        }
+        Err(e) => {
+            tracing::error!(actor = %who.name, error = %e, "config reload refused");
+            Err(ApiError::bad_request(e.to_string()))
+        }
+    }
 }
 
 /// Query parameters, refused by name when unknown or malformed.

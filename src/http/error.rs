@@ -1,7 +1,8 @@
-//! One error shape for every route: `{"error": {"code", "message"}}` with the right status.
+//! One error shape for every route: `{"error": {"code", "message"}}` with the right status. A
+//! rollback or restore that ran and failed also carries the recorded event beside it.
 
 use crate::engine::EngineError;
-use crate::store::StoreError;
+use crate::store::{Event, StoreError};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The event a failed execution left in the history.
+    pub event: Option<Box<Event>>,
 }
 
 impl ApiError {
@@ -20,6 +23,16 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            event: None,
+        }
+    }
+
+    /// 502 `target_error`: the execution ran and the trading system did not end where asked.
+    pub fn failed(event: Event) -> ApiError {
+        let why = event.failure_reason.clone().unwrap_or_default();
+        ApiError {
+            event: Some(Box::new(event)),
+            ..ApiError::new(StatusCode::BAD_GATEWAY, "target_error", why)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -48,11 +61,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(event) = self.event {
+            body["event"] = json!(event);
+        }
+        let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 "www-authenticate",

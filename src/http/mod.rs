@@ -10,8 +10,10 @@ pub mod stream;
 
 use crate::config::AuthConfig;
 use crate::engine::Engine;
+use crate::engine::{ReloadError, Reloaded};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use arc_swap::ArcSwap;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,16 +40,24 @@ pub struct AppState {
     pub engine: Engine,
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub auth: Arc<AuthConfig>,
+    /// The tokens in force; a config reload swaps them.
+    pub auth: Arc<ArcSwap<AuthConfig>>,
+}
+
+fn state(engine: Engine) -> AppState {
+    AppState {
+        store: engine.store(),
+        metrics: engine.metrics(),
+        auth: Arc::new(ArcSwap::from_pointee(engine.config().auth.clone())),
+        engine,
+    }
 }
 
 pub fn router(engine: Engine) -> Router {
-    let state = AppState {
-        store: engine.store(),
-        metrics: engine.metrics(),
-        auth: Arc::new(engine.config().auth.clone()),
-        engine,
-    };
+    router_with(state(engine))
+}
+
+fn router_with(state: AppState) -> Router {
     let api = Router::new()
         .route("/status", get(api::status))
         .route("/triggers", get(api::triggers))
@@ -55,6 +65,9 @@ pub fn router(engine: Engine) -> Router {
         .route("/restore", post(api::restore))
         .route("/monitoring/start", post(api::monitoring_start))
         .route("/monitoring/stop", post(api::monitoring_stop))
+        .route("/automation", post(api::automation))
+        .route("/automation/disarm-all", post(api::disarm_all))
+        .route("/audit", get(api::list_audit))
         .route("/rollbacks", get(api::list_rollbacks))
         .route("/rollbacks/{id}", get(api::get_rollback))
         .route("/validations", get(api::list_validations))
@@ -74,6 +87,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(api::reload))
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/app.css", get(console::app_css))
@@ -134,6 +148,41 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Re-reads the config file: the engine takes the new config and the routes the new tokens.
+pub fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
+    let reloaded = state.engine.reload()?;
+    state
+        .auth
+        .store(Arc::new(state.engine.config().auth.clone()));
+    Ok(reloaded)
+}
+
+/// Reloads on every SIGHUP until the daemon stops; a refused file is logged, the old config kept.
+async fn reload_on_hangup(state: AppState, stop: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                match reload(&state) {
+                    Ok(r) => tracing::info!(source = %r.source, needs_restart = ?r.needs_restart, "SIGHUP: config reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: config reload refused"),
+                }
+            }
+        }
+    }
+}
+
 /// How long a drain waits for in-flight work before leaving it to the next start.
 pub fn drain_grace(engine: &Engine) -> Duration {
     let t = &engine.config().target;
@@ -147,7 +196,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = engine.shutdown_token();
-    let app = router(engine.clone());
+    let state = state(engine.clone());
+    tokio::spawn(reload_on_hangup(state.clone(), token.clone()));
+    let app = router_with(state);
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: draining requests, closing streams");

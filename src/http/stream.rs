@@ -27,7 +27,7 @@ pub async fn stream(
         Some(t) => Some(t.to_owned()),
         None => q.get("access_token").cloned(),
     };
-    authorize(&s.auth, token.as_deref(), Need::Read)?;
+    authorize(&s.auth.load(), token.as_deref(), Need::Read)?;
     Ok(ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, s)))

@@ -10,7 +10,8 @@ mod process;
 use crate::config::Config;
 use crate::domain::condition::Status;
 use crate::domain::lifecycle::{
-    Action, EventStatus, SuppressReason, TriggerType, MODE_SESSION_TARGETED, MODE_UNIVERSAL_CYCLE_4,
+    Action, Arming, AutomaticPath, EventStatus, SuppressReason, TriggerType, MODE_SESSION_TARGETED,
+    MODE_UNIVERSAL_CYCLE_4,
 };
 use crate::events::{EngineEvent, Poll, Rejection, TargetOperation};
 use crate::store::{Event, ValidationKind, ValidationRun};
@@ -77,6 +78,11 @@ struct LastEventLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
 }
@@ -115,6 +121,7 @@ pub struct Metrics {
     condition_breaches: Family<ThresholdLabel, Counter>,
     monitoring_active: Gauge,
     automatic_enabled: Gauge,
+    path_armed: Family<PathLabel, Gauge>,
     in_progress: Gauge,
     mode: Family<ModeLabel, Gauge>,
     target_up: Gauge,
@@ -175,6 +182,7 @@ impl Metrics {
             condition_breaches: reg(r, "trigger_condition_breach", "Times a condition entered warning or critical", Family::default()),
             monitoring_active: reg(r, "rollback_monitoring_active", "1 while the watchdog is armed", Gauge::default()),
             automatic_enabled: reg(r, "rollback_automatic_enabled", "1 when automatic rollback is configured on", Gauge::default()),
+            path_armed: reg(r, "rollback_automatic_path_armed", "1 while that automatic path (watchdog, alertmanager) can execute a rollback: configured on and armed", Family::default()),
             in_progress: reg(r, "rollback_in_progress", "1 while a rollback or restore is executing or validating", Gauge::default()),
             mode: reg(r, "rollback_mode", "1 for the trading system's current mode", Family::default()),
             target_up: reg(r, "rollback_target_up", "1 when the last status read from the target succeeded", Gauge::default()),
@@ -235,18 +243,23 @@ impl Metrics {
         }
         for c in &config.conditions {
             self.set_condition(&c.name, None, Status::Unknown);
+        }
+        self.set_mode(None);
+        self.validation_score.set(f64::NAN);
+        self.configured(config);
+    }
+
+    /// The values that come from the config, at start and after each reload.
+    fn configured(&self, config: &Config) {
+        for c in &config.conditions {
             for (sev, v) in [("warning", c.warning), ("critical", c.critical)] {
                 let l = threshold(&c.name, sev);
                 self.condition_threshold.get_or_create(&l).set(v);
                 let _ = self.condition_breaches.get_or_create(&l);
             }
         }
-        self.set_mode(None);
-        self.validation_score.set(f64::NAN);
         self.validation_pass_score.set(config.validation.pass_score);
         self.agents_expected.set(config.agents_expected as i64);
-        self.automatic_enabled
-            .set(config.monitoring.automatic_rollback as i64);
     }
 
     /// Where the scrape-time values come from; set once, by the engine at start.
@@ -308,14 +321,30 @@ impl Metrics {
                     .get_or_create(&reason_label(why.as_str()))
                     .inc();
             }
-            EngineEvent::MonitoringSwitched { active } => {
-                self.monitoring_active.set(*active as i64);
-            }
+            EngineEvent::ArmingChanged(arming) => self.armed(arming),
+            EngineEvent::ConfigReloaded(config) => self.configured(config),
             EngineEvent::Resumed { last_executed } => {
                 if let Some(e) = last_executed {
                     self.set_last_event(e);
                 }
             }
+        }
+    }
+
+    fn armed(&self, arming: &Arming) {
+        self.monitoring_active.set(arming.watchdog.armed as i64);
+        self.automatic_enabled
+            .set(arming.watchdog.configured as i64);
+        for path in AutomaticPath::ALL {
+            let state = match path {
+                AutomaticPath::Watchdog => arming.watchdog,
+                AutomaticPath::Alertmanager => arming.alertmanager,
+            };
+            self.path_armed
+                .get_or_create(&PathLabel {
+                    path: path.as_str().into(),
+                })
+                .set(state.acts() as i64);
         }
     }
 
@@ -332,10 +361,15 @@ impl Metrics {
     }
 
     fn recorded(&self, e: &Event) {
+        if e.status == EventStatus::Pending {
+            // Rollback or restore: the guard holds the slot from here.
+            self.in_progress.set(1);
+            return;
+        }
+        if e.request.action != Action::Rollback {
+            return;
+        }
         match e.status {
-            EventStatus::Pending => {
-                self.in_progress.set(1);
-            }
             EventStatus::Suppressed => {
                 let reason = e.suppressed_reason.as_deref().unwrap_or("unknown");
                 self.suppressed.get_or_create(&reason_label(reason)).inc();

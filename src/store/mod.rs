@@ -1,5 +1,5 @@
 //! The durable history: rollback events, their transitions, validation runs and the
-//! Alertmanager alerts received. The engine talks to `Store`, an enum of backends, so a second
+//! Alertmanager alerts received, and the audit of changes to how rollbackd runs. The engine talks to `Store`, an enum of backends, so a second
 //! backend is one more variant here and nothing changes above it. Every backend keeps the same
 //! guarantees: append-only records, a write acknowledged only once durable, alerts unique on
 //! fingerprint + startsAt + status, and the life cycle's moves enforced at write time.
@@ -203,6 +203,27 @@ pub struct AlertRecord {
     pub received_at: DateTime<Utc>,
 }
 
+/// A change to how rollbackd runs (arming, a config reload, ...): who, when, why, from what to
+/// what. Kept in the same append-only history as the events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned by the store; 0 before it is stored.
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    pub reason: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub kind: Option<String>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct EventQuery {
     pub limit: u32,
@@ -296,6 +317,16 @@ impl Store {
 
     pub async fn list_validations(&self, q: ValidationQuery) -> Result<Vec<ValidationRun>> {
         each!(self, s => s.list_validations(q).await)
+    }
+
+    /// Records a change to how rollbackd runs, durably; returns its id.
+    pub async fn record_audit(&self, record: AuditRecord) -> Result<i64> {
+        each!(self, s => s.record_audit(record).await)
+    }
+
+    /// Audit records newest first.
+    pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditRecord>> {
+        each!(self, s => s.list_audit(q).await)
     }
 
     /// The newest `limit` alert keys recorded, to warm the in-memory resend filter at start.

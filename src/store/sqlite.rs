@@ -4,8 +4,8 @@
 //! commit), so a burst shares one fsync.
 
 use super::{
-    format_time, AlertRecord, Event, EventQuery, Result, StoreError, StoredEvent, Transition,
-    TransitionDetail, ValidationQuery, ValidationRun,
+    format_time, AlertRecord, AuditQuery, AuditRecord, Event, EventQuery, Result, StoreError,
+    StoredEvent, Transition, TransitionDetail, ValidationQuery, ValidationRun,
 };
 use crate::domain::lifecycle::EventStatus;
 use chrono::{DateTime, Utc};
@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS validation_runs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS validation_runs_by_event ON validation_runs(event_id, id);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS webhook_alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     fingerprint TEXT NOT NULL,
@@ -53,11 +60,12 @@ CREATE TABLE IF NOT EXISTS webhook_alerts (
 );
 "#;
 
-const APPEND_ONLY_TABLES: [&str; 4] = [
+const APPEND_ONLY_TABLES: [&str; 5] = [
     "rollback_events",
     "rollback_transitions",
     "validation_runs",
     "webhook_alerts",
+    "audit_log",
 ];
 
 enum Job {
@@ -65,6 +73,7 @@ enum Job {
     Transition(String, EventStatus, TransitionDetail),
     InsertValidation(Box<ValidationRun>),
     RecordAlerts(Vec<AlertRecord>),
+    RecordAudit(Box<AuditRecord>),
 }
 
 enum Done {
@@ -314,6 +323,32 @@ impl SqliteStore {
         self.read(move |c| query_validations(c, &q)).await
     }
 
+    pub async fn record_audit(&self, record: AuditRecord) -> Result<i64> {
+        match self.submit(Job::RecordAudit(Box::new(record))).await? {
+            Done::Id(id) => Ok(id),
+            _ => unreachable!("audit insert returns an id"),
+        }
+    }
+
+    pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, body FROM audit_log WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![q.before, q.kind, q.limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (id, body) = row?;
+                let mut rec: AuditRecord = from_json(&body)?;
+                rec.id = id;
+                Ok(rec)
+            })
+            .collect()
+        })
+        .await
+    }
+
     /// The newest `limit` alert keys recorded, to warm the in-memory resend filter at start.
     pub async fn alert_keys(&self, limit: usize) -> Result<Vec<(String, String, String)>> {
         self.read(move |c| {
@@ -513,6 +548,18 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
                 fresh.push(n == 1);
             }
             Ok(Done::New(fresh))
+        }
+        Job::RecordAudit(rec) => {
+            c.prepare_cached(
+                "INSERT INTO audit_log (at, kind, actor, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                format_time(&rec.at),
+                rec.kind,
+                rec.actor,
+                to_json(rec)
+            ])?;
+            Ok(Done::Id(c.last_insert_rowid()))
         }
     }
 }
