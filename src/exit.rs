@@ -56,13 +56,13 @@ impl Exit {
         match self {
             Exit::Ok => "done: what was asked happened (a dry run counts once recorded)",
             Exit::Failed => "failed: the rollback/restore ended `failed`, the target refused (502 target_error), or another server error",
-            Exit::Usage => "usage: bad command line, unreadable token file, a config or contacts file with a mistake, or a request the daemon refused as invalid (400, 404, 413, 415)",
+            Exit::Usage => "usage: bad command line, unreadable token file, a config or contacts file with a mistake, or a request the daemon refused as invalid (any other 4xx: 400, 404, 413, 415)",
             Exit::Unauthorized => "unauthorised: no token, an unknown token or a role too weak (401, 403)",
             Exit::Unreachable => "unreachable or not ready: connection refused, timeout, or 503 (not_ready, storage_unavailable)",
             Exit::InProgress => "in progress: another rollback is executing (409 rollback_in_progress, or suppressed in_progress)",
             Exit::AlreadyRolledBack => "already rolled back: the system is in universal_cycle_4 (409 already_rolled_back, or suppressed)",
-            Exit::Cooldown => "cooldown: suppressed because the cooldown after the last rollback is running",
-            Exit::Frozen => "frozen: suppressed because rollbacks are frozen (reason freeze)",
+            Exit::Cooldown => "cooldown: the cooldown after the last rollback is running (409 cooldown, or suppressed cooldown)",
+            Exit::Frozen => "frozen: rollbacks are frozen (409 freeze, or suppressed freeze); reserved for freezes",
             Exit::NotRolledBack => "not rolled back: restore with nothing to restore (409 not_rolled_back)",
             Exit::Suppressed => "suppressed for another reason, or another 409 conflict",
         }
@@ -88,7 +88,7 @@ impl Exit {
             (409, "freeze" | "frozen") => Exit::Frozen,
             (409, "not_rolled_back") => Exit::NotRolledBack,
             (409, _) => Exit::Suppressed,
-            (400 | 404 | 405 | 413 | 415 | 422, _) => Exit::Usage,
+            (400..=499, _) => Exit::Usage,
             _ => Exit::Failed,
         }
     }

@@ -28,6 +28,21 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// SIGHUP (systemd's ExecReload) must not end the daemon, its default action: this version
+/// applies config changes on restart, and says so.
+fn catch_hangups() {
+    #[cfg(unix)]
+    tokio::spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::warn!("SIGHUP received: config changes apply on restart; nothing reloaded");
+        }
+    });
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -115,6 +130,7 @@ async fn serve(
     log: &LogArgs,
 ) -> anyhow::Result<Exit> {
     logging::init(log, LogLevel::Info);
+    catch_hangups();
     let mut cfg = match &path {
         Some(p) => config::load(p, environment.as_deref())?,
         None => config::defaults(environment.as_deref())?,
