@@ -128,7 +128,10 @@ async fn the_token_file_is_read_and_named_when_it_is_wrong() {
     let path = file.to_str().unwrap();
     let r = cli(&["monitoring", "stop", "--url", url, "--token-file", path]).await;
     r.expect(Exit::Ok, "monitoring stop with a token file");
-    assert!(!e.app.engine.status().monitoring_active);
+    assert_eq!(
+        e.app.get("/api/v1/status").await.1["monitoring_active"],
+        false
+    );
     std::fs::write(&file, "\n").unwrap();
     let r = cli(&["monitoring", "start", "--url", url, "--token-file", path]).await;
     r.expect(Exit::Usage, "an empty token file");
@@ -204,7 +207,8 @@ async fn in_progress_already_rolled_back_and_restore_have_their_codes() {
         .spawn()
         .unwrap();
     wait_for("the first rollback to execute", LIMIT, || async {
-        e.app.engine.status().in_progress.map(|_| ())
+        let (_, status) = e.app.get("/api/v1/status").await;
+        status["in_progress"].is_string().then_some(())
     })
     .await;
     let r = cli(&[
@@ -288,8 +292,13 @@ async fn output_is_readable_and_json_is_the_answer_unchanged() {
         )
         .await;
     wait_for("the new value", LIMIT, || async {
-        let t = e.app.engine.triggers();
-        (t.conditions[0].value == Some(72.123456789)).then_some(())
+        let (_, t) = e.app.get("/api/v1/triggers").await;
+        let wfs = t["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["condition"] == "walk_forward_stability")?
+            .clone();
+        (wfs["value"] == json!(72.123456789)).then_some(())
     })
     .await;
     let r = cli(&["triggers", "--url", url]).await;
