@@ -29,18 +29,22 @@ async fn shutdown_signal() {
 }
 
 /// SIGHUP (systemd's ExecReload) must not end the daemon, its default action: this version
-/// applies config changes on restart, and says so.
+/// applies config changes on restart, and says so. The handler is in place on return.
 fn catch_hangups() {
     #[cfg(unix)]
-    tokio::spawn(async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
-            tracing::warn!("SIGHUP received: config changes apply on restart; nothing reloaded");
-        }
-    });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP received: config changes apply on restart; nothing reloaded"
+                );
+            }
+        });
+    }
 }
 
 #[tokio::main]

@@ -442,9 +442,11 @@ async fn completions_and_the_man_page_are_generated() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("render-rules"));
 }
 
-/// Starts `serve` with `flags` in `dir` and returns the first stderr line that mentions
-/// `rollbackd serving`.
-async fn serving_line(dir: &Path, flags: &[&str]) -> String {
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStderr>>;
+
+/// Starts `serve` with `flags` in `dir`; returns it, its stderr, and the first line that
+/// mentions `rollbackd serving`.
+async fn serve(dir: &Path, flags: &[&str]) -> (tokio::process::Child, Lines, String) {
     let mut child = bin()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(flags)
@@ -454,18 +456,55 @@ async fn serving_line(dir: &Path, flags: &[&str]) -> String {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(LIMIT, async {
+    let line = next_line_with(&mut lines, "rollbackd serving").await;
+    (child, lines, line)
+}
+
+async fn next_line_with(lines: &mut Lines, needle: &str) -> String {
+    tokio::time::timeout(LIMIT, async {
         while let Some(l) = lines.next_line().await.unwrap() {
-            if l.contains("rollbackd serving") {
+            if l.contains(needle) {
                 return l;
             }
         }
-        panic!("serve ended without logging that it serves");
+        panic!("stderr ended without a line containing {needle:?}");
     })
     .await
-    .expect("serve logs in time");
+    .unwrap_or_else(|_| panic!("no line containing {needle:?} in time"))
+}
+
+async fn serving_line(dir: &Path, flags: &[&str]) -> String {
+    let (mut child, _, line) = serve(dir, flags).await;
     child.kill().await.unwrap();
     line
+}
+
+/// systemd's ExecReload sends SIGHUP: the daemon says so and keeps serving.
+#[tokio::test]
+async fn sighup_is_logged_and_the_daemon_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines, line) = serve(dir.path(), &[]).await;
+    let addr = line
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr= in {line}"))
+        .to_owned();
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-s", "HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    next_line_with(&mut lines, "SIGHUP received").await;
+    let healthy = reqwest::get(format!("http://{addr}/-/healthy"))
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), 200);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the daemon"
+    );
+    child.kill().await.unwrap();
 }
 
 #[tokio::test]
