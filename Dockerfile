@@ -22,7 +22,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bin rollbackd \
     && install -m 0755 target/release/rollbackd /usr/local/bin/rollbackd \
-    && rollbackd --version
+    && rollbackd --version \
+    && mkdir -p /out/doc /out/man1 /out/completions \
+    && cp docs/*.md /out/doc/ \
+    && rollbackd man > /out/man1/rollbackd.1 \
+    && rollbackd completions bash > /out/completions/rollbackd
 
 # ---- run --------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -48,6 +52,11 @@ RUN printf '%s\n' \
     > /etc/rollbackd/rollbackd.yaml
 
 COPY --from=builder /usr/local/bin/rollbackd /usr/local/bin/rollbackd
+# The runbook the shipped alert rules link to by default
+# (file:///usr/share/doc/rollbackd/runbook.md), the man page and bash completion.
+COPY --from=builder /out/doc/ /usr/share/doc/rollbackd/
+COPY --from=builder /out/man1/rollbackd.1 /usr/share/man/man1/rollbackd.1
+COPY --from=builder /out/completions/rollbackd /usr/share/bash-completion/completions/rollbackd
 
 USER 10001:10001
 WORKDIR /var/lib/rollbackd

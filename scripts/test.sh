@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that installs what the tests need and runs every test.
 # Real tools, never mocks: Prometheus and promtool, Alertmanager and amtool, Chromium and
-# ChromeDriver come from Debian's packages. A missing tool fails the tests; it is never skipped.
+# ChromeDriver, systemd-analyze come from Debian's packages. A missing tool fails the tests; it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1,7 +1,12 @@
 //! The command line: parse, validate into typed config, hand off. One clear error per mistake.
 
+use crate::domain::lifecycle::{EventStatus, TriggerType};
+use crate::exit::Exit;
+use crate::logging::LogArgs;
+use crate::rules::DEFAULT_RUNBOOK_BASE;
 use crate::simulator::Scenario;
-use clap::{Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -9,7 +14,8 @@ use std::path::PathBuf;
 #[command(
     name = "rollbackd",
     version,
-    about = "Guards a live trading system: watches its health, rolls it back to a known-good profile, proves the recovery."
+    about = "Guards a live trading system: watches its health, rolls it back to a known-good profile, proves the recovery.",
+    after_help = Exit::table()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -23,51 +29,98 @@ pub struct ClientArgs {
         long,
         env = "ROLLBACKD_URL",
         default_value = "http://127.0.0.1:9100",
-        global = true
+        global = true,
+        value_name = "URL"
     )]
     pub url: String,
     /// Bearer token for write actions (and reads, where the daemon requires it).
-    #[arg(long, env = "ROLLBACKD_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "ROLLBACKD_TOKEN",
+        hide_env_values = true,
+        global = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
-    /// Print the server's JSON instead of a table.
+    /// Read the bearer token from this file (one line; surrounding whitespace is dropped).
+    /// Wins over --token and ROLLBACKD_TOKEN; keeps the token out of `ps` and shell history.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answer as received instead of a table (errors too, when JSON).
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Why, in the history: required, not blank, at most 500 characters.
+fn reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the reason must not be blank".into());
+    }
+    Ok(s.to_owned())
+}
+
+const REASON_HELP: &str =
+    "Why, recorded in the history with your token's name (required, 1-500 characters)";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MonitoringAction {
+    /// Arm the watchdog: critical conditions roll back (when automatic rollback is on).
+    Start,
+    /// Disarm it: conditions are still polled and exported, nothing rolls back on its own.
+    Stop,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the daemon.
+    #[command(
+        after_help = "Logs go to stderr. RUST_LOG, when set, wins over --log.level \
+                      (e.g. RUST_LOG=rollbackd=debug,tower_http=warn)."
+    )]
     Serve {
         /// rollbackd.yaml; without one, the seed's defaults apply.
-        #[arg(long, short, env = "ROLLBACKD_CONFIG")]
+        #[arg(long, short, env = "ROLLBACKD_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Overrides `listen` from the config.
-        #[arg(long, env = "ROLLBACKD_LISTEN")]
+        /// Address to listen on (e.g. 0.0.0.0:9100); overrides `listen` from the config.
+        #[arg(long, env = "ROLLBACKD_LISTEN", value_name = "ADDR")]
         listen: Option<SocketAddr>,
-        /// Selects the `environments` overrides; overrides `environment` from the config.
-        #[arg(long, env = "ROLLBACKD_ENVIRONMENT")]
+        /// Selects the `environments` overrides (e.g. production, staging); overrides
+        /// `environment` from the config.
+        #[arg(long, env = "ROLLBACKD_ENVIRONMENT", value_name = "NAME")]
         environment: Option<String>,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Run a trading-system simulator that speaks the target contract.
+    #[command(after_help = "RUST_LOG, when set, wins over --log.level.")]
     Simulate {
-        #[arg(long, default_value = "127.0.0.1:9101")]
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9101", value_name = "ADDR")]
         listen: SocketAddr,
-        #[arg(long, value_enum, default_value = "steady")]
+        /// How the simulated trading system behaves.
+        #[arg(long, value_enum, default_value = "steady", value_name = "NAME")]
         scenario: Scenario,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Daemon and simulator in one process: a degradation, a real automatic rollback, printed.
+    #[command(after_help = "RUST_LOG, when set, wins over --log.level.")]
     Demo {
         /// Also serve the daemon's HTTP API and console here (default: a free loopback port).
-        #[arg(long, default_value = "127.0.0.1:0")]
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
         listen: SocketAddr,
         /// Keep serving after the demo finished, until Ctrl-C.
         #[arg(long)]
         keep_running: bool,
+        #[command(flatten)]
+        log: LogArgs,
     },
-    /// Check a config file and print the effective thresholds; non-zero on any mistake.
+    /// Check a config file and print the effective thresholds; exits 2 on any mistake.
     CheckConfig {
+        /// The rollbackd.yaml to check.
         file: PathBuf,
-        #[arg(long, env = "ROLLBACKD_ENVIRONMENT")]
+        /// Apply this environment's overrides (e.g. production, staging).
+        #[arg(long, env = "ROLLBACKD_ENVIRONMENT", value_name = "NAME")]
         environment: Option<String>,
     },
     /// Show the daemon's status.
@@ -80,37 +133,50 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Roll the trading system back to the known-good profile.
+    /// Roll the trading system back to the known-good profile (operator token).
+    #[command(after_help = Exit::table())]
     Rollback {
-        #[arg(long)]
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
         reason: String,
+        /// Record what would happen without touching the trading system; exits 0 once recorded.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Return the trading system to session_targeted (admin).
+    /// Return the trading system to session_targeted (admin token).
+    #[command(after_help = Exit::table())]
     Restore {
-        #[arg(long)]
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
         reason: String,
+        /// Ask the daemon what a restore would do (its plan) without touching the trading system.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Show the rollback history, newest first.
     History {
-        #[arg(long, default_value_t = 20)]
+        /// How many events to show (1-500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
-        #[arg(long)]
+        /// Only events of this trigger type.
+        #[arg(long, value_name = "TYPE", value_parser = PossibleValuesParser::new(TriggerType::ALL.map(TriggerType::as_str)))]
         trigger_type: Option<String>,
-        #[arg(long)]
+        /// Only events in this life-cycle state.
+        #[arg(long, value_name = "STATE", value_parser = PossibleValuesParser::new(EventStatus::ALL.map(EventStatus::as_str)))]
         status: Option<String>,
+        /// Only events older than this event id (the next page; the table prints it).
+        #[arg(long, value_name = "ID")]
+        before: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Arm or disarm the watchdog.
+    /// Arm or disarm the watchdog (operator token).
     Monitoring {
-        #[arg(value_parser = ["start", "stop"])]
-        action: String,
+        /// start or stop.
+        #[arg(value_enum)]
+        action: MonitoringAction,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -119,15 +185,79 @@ pub enum Command {
         #[command(subcommand)]
         command: ContactsCommand,
     },
+    /// Write the shipped Prometheus alert rules with runbook links under your own base URL.
+    #[command(
+        after_help = "With --out DIR: DIR/rules/*.yml and DIR/templates/rollbackd.tmpl, the \
+                      layout of alerting/. Without: one rule file on stdout."
+    )]
+    RenderRules {
+        /// The runbook page every alert links to; each alert appends `#<its name in lower case>`
+        /// (e.g. https://wiki.example.org/ops/rollbackd-runbook).
+        #[arg(long, default_value = DEFAULT_RUNBOOK_BASE, value_name = "URL")]
+        runbook_base_url: String,
+        /// Write the files under this directory instead of the rules to stdout.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print a shell completion script to stdout (e.g. `rollbackd completions bash > /etc/bash_completion.d/rollbackd`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (e.g. `rollbackd man > rollbackd.1`).
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ContactsCommand {
     /// Render contacts.json as an Alertmanager config fragment (YAML) on stdout.
     Render {
+        /// The contact directory (JSON; see alerting/contacts.example.json).
         file: PathBuf,
         /// Refuse placeholders such as "[TO BE CONFIGURED]" (for production).
         #[arg(long)]
         production: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(a.get_help().is_some(), "{path} {id} has no help text");
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no about",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&Cli::command(), "rollbackd");
+    }
+
+    #[test]
+    fn a_blank_reason_is_a_usage_error() {
+        let err = Cli::try_parse_from(["rollbackd", "rollback", "--reason", "  "]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("must not be blank"), "{err}");
+    }
 }

@@ -1,17 +1,13 @@
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use rollbackd::cli::{Cli, Command, ContactsCommand};
-use rollbackd::{client, config, demo, engine, http, simulator};
+use rollbackd::exit::Exit;
+use rollbackd::logging::{self, LogArgs, LogLevel};
+use rollbackd::output;
+use rollbackd::{client, config, demo, engine, http, rules, simulator};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
 
 /// Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
@@ -32,88 +28,151 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// SIGHUP (systemd's ExecReload) must not end the daemon, its default action, even while it
+/// starts: from here on it is caught, and once serving, `http::serve` reloads the config on it.
+fn catch_hangups() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Err(e) = signal(SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot catch SIGHUP");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rollbackd: {e:#}");
-            ExitCode::FAILURE
+            output::eprint_line(&format!("rollbackd: {e:#}"));
+            Exit::Failed.into()
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    if let Some(outcome) = client::run(&cli.command).await {
+        return outcome.map(ExitCode::from);
+    }
+    let exit = match cli.command {
         Command::Serve {
             config: path,
             listen,
             environment,
+            log,
+        } => serve(path, listen, environment, &log).await?,
+        Command::Simulate {
+            listen,
+            scenario,
+            log,
         } => {
-            init_logging("info");
-            let mut cfg = match &path {
-                Some(p) => config::load(p, environment.as_deref())?,
-                None => config::defaults(environment.as_deref())?,
-            };
-            if let Some(l) = listen {
-                cfg.listen = l;
-            }
-            if cfg.auth.tokens.is_empty() {
-                tracing::warn!(
-                    "no auth tokens configured: write routes are open to anyone who can reach {}",
-                    cfg.listen
-                );
-            }
-            let listener = tokio::net::TcpListener::bind(cfg.listen)
-                .await
-                .with_context(|| format!("binding {}", cfg.listen))?;
-            let engine = engine::Engine::start(cfg).await?;
-            tracing::info!(addr = %listener.local_addr()?, target = %engine.config().target.url, history = %engine.config().storage_path.display(), "rollbackd serving");
-            http::serve(listener, engine, shutdown_signal()).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Simulate { listen, scenario } => {
-            init_logging("info");
+            logging::init(&log, LogLevel::Info);
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!(addr = %listener.local_addr()?, ?scenario, "simulator serving");
             simulator::run(listener, scenario, shutdown_signal()).await?;
-            Ok(ExitCode::SUCCESS)
+            Exit::Ok
         }
         Command::Demo {
             listen,
             keep_running,
+            log,
         } => {
-            init_logging("error");
-            demo::run(listen, keep_running, shutdown_signal()).await
+            logging::init(&log, LogLevel::Error);
+            return demo::run(listen, keep_running, shutdown_signal()).await;
         }
         Command::CheckConfig { file, environment } => {
             match config::load(&file, environment.as_deref()) {
-                Ok(cfg) => {
-                    print!("{}", cfg.describe());
-                    println!("ok");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("rollbackd: config error: {e}");
-                    Ok(ExitCode::from(2))
-                }
+                Ok(cfg) => print(&format!("{}ok\n", cfg.describe()))?,
+                Err(e) => refuse(&format!("config error: {e}")),
             }
         }
         Command::Contacts {
             command: ContactsCommand::Render { file, production },
         } => match rollbackd::contacts::render_file(&file, production) {
-            Ok(yaml) => {
-                print!("{yaml}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                eprintln!("rollbackd: {e}");
-                Ok(ExitCode::from(2))
-            }
+            Ok(yaml) => print(&yaml)?,
+            Err(e) => refuse(&e.to_string()),
         },
-        other => client::run(other).await,
+        Command::RenderRules {
+            runbook_base_url,
+            out,
+        } => render_rules(&runbook_base_url, out)?,
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rollbackd", &mut buf);
+            print(&String::from_utf8(buf)?)?
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            print(&String::from_utf8(buf)?)?
+        }
+        Command::Status { .. }
+        | Command::Triggers { .. }
+        | Command::Rollback { .. }
+        | Command::Restore { .. }
+        | Command::History { .. }
+        | Command::Monitoring { .. } => unreachable!("client commands are run above"),
+    };
+    Ok(exit.into())
+}
+
+async fn serve(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    environment: Option<String>,
+    log: &LogArgs,
+) -> anyhow::Result<Exit> {
+    logging::init(log, LogLevel::Info);
+    catch_hangups();
+    let mut cfg = match &path {
+        Some(p) => config::load(p, environment.as_deref())?,
+        None => config::defaults(environment.as_deref())?,
+    };
+    if let Some(l) = listen {
+        cfg.listen = l;
     }
+    if cfg.auth.tokens.is_empty() {
+        tracing::warn!(
+            "no auth tokens configured: write routes are open to anyone who can reach {}",
+            cfg.listen
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let engine = engine::Engine::start(cfg).await?;
+    tracing::info!(addr = %listener.local_addr()?, target = %engine.config().target.url, history = %engine.config().storage_path.display(), "rollbackd serving");
+    http::serve(listener, engine, shutdown_signal()).await?;
+    Ok(Exit::Ok)
+}
+
+fn render_rules(base: &str, out: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let result = match out {
+        None => rules::merged(base).map(|text| print(&text)),
+        Some(dir) => rules::write_dir(&dir, base).map(|paths| {
+            let list: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
+            print(&list)
+        }),
+    };
+    match result {
+        Ok(printed) => printed,
+        Err(e @ rules::RulesError::BadBase(..)) => Ok(refuse(&e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Prints `text` on stdout; the command did what was asked.
+fn print(text: &str) -> anyhow::Result<Exit> {
+    output::print(text)?;
+    Ok(Exit::Ok)
+}
+
+/// Says what was wrong with the input on stderr.
+fn refuse(message: &str) -> Exit {
+    output::eprint_line(&format!("rollbackd: {message}"));
+    Exit::Usage
 }

@@ -18,7 +18,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::process::Command;
 
-const RUNBOOK_BASE: &str = "https://github.com/rollbackd/rollbackd/blob/main/docs/runbook.md#";
+const RUNBOOK_BASE: &str = "file:///usr/share/doc/rollbackd/runbook.md#";
 const INSTALL_HINT: &str =
     "install the Debian packages `prometheus` and `prometheus-alertmanager` \
      (apt-get install prometheus prometheus-alertmanager), which provide promtool and amtool";

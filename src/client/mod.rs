@@ -1,0 +1,261 @@
+//! Client commands against a running daemon: readable tables by default, `--json` for scripts,
+//! and an exit code that says whether what was asked happened (see `crate::exit`).
+
+mod format;
+mod http;
+mod render;
+
+use crate::cli::{ClientArgs, Command, MonitoringAction};
+use crate::exit::Exit;
+use crate::output;
+pub use format::Clock;
+use http::Client;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// How an answer is judged and printed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Status,
+    Triggers,
+    History {
+        filtered: bool,
+    },
+    /// A rollback or restore: only a `completed` (or recorded `dry_run`) event is success.
+    Event,
+    /// A restore dry run: a plan, or an event.
+    Plan,
+    Monitoring {
+        active: bool,
+    },
+}
+
+/// One client command as an HTTP request.
+#[derive(Debug)]
+struct Request {
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<Value>,
+    kind: Kind,
+}
+
+fn get(path: &str, query: Vec<(&'static str, String)>, kind: Kind) -> Request {
+    Request {
+        method: Method::GET,
+        path: path.to_owned(),
+        query,
+        body: None,
+        kind,
+    }
+}
+
+fn post(path: &str, body: Option<Value>, kind: Kind) -> Request {
+    Request {
+        method: Method::POST,
+        path: path.to_owned(),
+        query: vec![],
+        body,
+        kind,
+    }
+}
+
+/// The body of POST /api/v1/restore: `dry_run` only when asked, so older daemons accept it.
+fn restore_body(reason: &str, dry_run: bool) -> Value {
+    if dry_run {
+        json!({"reason": reason, "dry_run": true})
+    } else {
+        json!({"reason": reason})
+    }
+}
+
+/// The request a client command makes, and its connection flags; None for other commands.
+fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
+    Some(match cmd {
+        Command::Status { client } => (get("/api/v1/status", vec![], Kind::Status), client),
+        Command::Triggers { client } => (get("/api/v1/triggers", vec![], Kind::Triggers), client),
+        Command::Rollback {
+            client,
+            reason,
+            dry_run,
+        } => {
+            let body = json!({"reason": reason, "dry_run": dry_run});
+            (post("/api/v1/rollback", Some(body), Kind::Event), client)
+        }
+        Command::Restore {
+            client,
+            reason,
+            dry_run,
+        } => {
+            let kind = if *dry_run { Kind::Plan } else { Kind::Event };
+            (
+                post(
+                    "/api/v1/restore",
+                    Some(restore_body(reason, *dry_run)),
+                    kind,
+                ),
+                client,
+            )
+        }
+        Command::History {
+            client,
+            limit,
+            trigger_type,
+            status,
+            before,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            let filters = [
+                ("trigger_type", trigger_type),
+                ("status", status),
+                ("before", before),
+            ];
+            query.extend(
+                filters
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v.clone()?))),
+            );
+            let filtered = trigger_type.is_some() || status.is_some();
+            (
+                get("/api/v1/rollbacks", query, Kind::History { filtered }),
+                client,
+            )
+        }
+        Command::Monitoring { client, action } => {
+            let (path, active) = match action {
+                MonitoringAction::Start => ("/api/v1/monitoring/start", true),
+                MonitoringAction::Stop => ("/api/v1/monitoring/stop", false),
+            };
+            (post(path, None, Kind::Monitoring { active }), client)
+        }
+        _ => return None,
+    })
+}
+
+/// The token from `--token-file` (trimmed), else `--token` / ROLLBACKD_TOKEN.
+fn token(args: &ClientArgs) -> Result<Option<String>, String> {
+    let Some(path) = &args.token_file else {
+        return Ok(args.token.clone());
+    };
+    read_token(path).map(Some)
+}
+
+fn read_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("the token file {} is empty", path.display()));
+    }
+    Ok(t.to_owned())
+}
+
+/// Whether a 2xx answer means that what was asked happened, and if not, what to say.
+fn judge(kind: Kind, v: &Value) -> (Exit, Option<String>) {
+    match kind {
+        Kind::Event => event_outcome(v),
+        Kind::Plan if v.get("id").is_some() && v.get("status").is_some() => event_outcome(v),
+        Kind::Monitoring { active } => match v.get("monitoring_active").and_then(Value::as_bool) {
+            Some(a) if a == active => (Exit::Ok, None),
+            other => (
+                Exit::Failed,
+                Some(format!(
+                    "asked for monitoring_active={active}, the daemon answered {other:?}"
+                )),
+            ),
+        },
+        _ => (Exit::Ok, None),
+    }
+}
+
+fn event_outcome(e: &Value) -> (Exit, Option<String>) {
+    let exit = Exit::from_event(e);
+    if exit == Exit::Ok {
+        return (exit, None);
+    }
+    let action = e.get("action").and_then(Value::as_str).unwrap_or("request");
+    let id = e.get("id").and_then(Value::as_str).unwrap_or("-");
+    let why = match e.get("status").and_then(Value::as_str) {
+        Some("suppressed") => format!(
+            "the {action} was suppressed ({}); nothing was changed (event {id})",
+            format::text(e.get("suppressed_reason"))
+        ),
+        status => format!(
+            "the {action} ended {}: {} (event {id})",
+            status.unwrap_or("without a status"),
+            format::text(e.get("failure_reason"))
+        ),
+    };
+    (exit, Some(why))
+}
+
+fn render(kind: Kind, v: &Value, clock: &Clock) -> String {
+    match kind {
+        Kind::Status => render::status(v, clock),
+        Kind::Triggers => render::triggers(v, clock),
+        Kind::History { filtered } => render::history(v, clock, filtered),
+        Kind::Event => render::event(v, clock),
+        Kind::Plan => render::plan_or_event(v, clock),
+        Kind::Monitoring { .. } => render::monitoring(v),
+    }
+}
+
+fn with_newline(mut raw: String) -> String {
+    if !raw.ends_with('\n') {
+        raw.push('\n');
+    }
+    raw
+}
+
+/// Runs a client command; `None` when `cmd` is not one.
+pub async fn run(cmd: &Command) -> Option<anyhow::Result<Exit>> {
+    let (req, args) = request_for(cmd)?;
+    Some(execute(req, args).await)
+}
+
+async fn execute(req: Request, args: &ClientArgs) -> anyhow::Result<Exit> {
+    let token = match token(args) {
+        Ok(t) => t,
+        Err(msg) => {
+            output::eprint_line(&format!("rollbackd: {msg}"));
+            return Ok(Exit::Usage);
+        }
+    };
+    let client = Client::new(&args.url, token);
+    let clock = Clock::system();
+    let answer = client
+        .send(req.method, &req.path, &req.query, req.body.as_ref())
+        .await;
+    match answer {
+        Ok(a) => {
+            let (exit, complaint) = judge(req.kind, &a.value);
+            let text = if args.json {
+                with_newline(a.raw)
+            } else {
+                render(req.kind, &a.value, &clock)
+            };
+            output::print(&text)?;
+            if let Some(c) = complaint {
+                output::eprint_line(&format!("rollbackd: {c}"));
+            }
+            Ok(exit)
+        }
+        Err(refusal) => {
+            match (&refusal.raw, &refusal.value) {
+                (Some(raw), Some(_)) if args.json => output::print(&with_newline(raw.clone()))?,
+                _ if !args.json => {
+                    if let Some(e) = refusal.event() {
+                        output::print(&render::event(e, &clock))?;
+                    }
+                }
+                _ => {}
+            }
+            output::eprint_line(&format!("rollbackd: {}", refusal.message));
+            Ok(refusal.exit)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
