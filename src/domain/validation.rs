@@ -57,122 +57,115 @@ pub struct Input<'a> {
     pub conditions: &'a [ConditionSpec],
 }
 
+/// Scores a switch: the weights of the checks that passed, out of 100.
 pub fn score(input: &Input<'_>, pass_score: f64) -> Outcome {
-    let mut checks = Vec::with_capacity(5);
-    let unread = "status could not be read back from the target";
-
-    checks.push(match input.observed {
-        Some(s) if s.mode == input.expected_mode => {
-            check("mode", WEIGHT_MODE, true, format!("mode is {}", s.mode))
-        }
-        Some(s) => check(
-            "mode",
-            WEIGHT_MODE,
-            false,
-            format!("mode is {}, expected {}", s.mode, input.expected_mode),
-        ),
-        None => check("mode", WEIGHT_MODE, false, unread.into()),
-    });
-
-    checks.push(match input.observed {
-        Some(s) => {
-            let wrong: Vec<String> = input
-                .expected_parameters
-                .iter()
-                .filter_map(|(name, want)| match s.parameter(name) {
-                    Some(got) if (got - want).abs() <= PARAMETER_TOLERANCE => None,
-                    Some(got) => Some(format!("{name} is {got}, expected {want}")),
-                    None => Some(format!("{name} is missing, expected {want}")),
-                })
-                .collect();
-            if wrong.is_empty() {
-                check(
-                    "parameters",
-                    WEIGHT_PARAMETERS,
-                    true,
-                    format!(
-                        "all {} profile parameters applied",
-                        input.expected_parameters.len()
-                    ),
-                )
-            } else {
-                check("parameters", WEIGHT_PARAMETERS, false, wrong.join(", "))
-            }
-        }
-        None => check("parameters", WEIGHT_PARAMETERS, false, unread.into()),
-    });
-
-    checks.push(match input.observed {
-        Some(s) => {
-            let healthy = s.healthy_agents();
-            let ok = healthy >= input.expected_agents;
-            check(
-                "agents",
-                WEIGHT_AGENTS,
-                ok,
-                format!(
-                    "{healthy} of {} expected agents healthy",
-                    input.expected_agents
-                ),
-            )
-        }
-        None => check("agents", WEIGHT_AGENTS, false, unread.into()),
-    });
-
-    checks.push(if input.event_logged {
-        check(
-            "event_logged",
-            WEIGHT_LOGGED,
-            true,
-            "event durably logged".into(),
-        )
-    } else {
-        check(
-            "event_logged",
-            WEIGHT_LOGGED,
-            false,
-            "event not found in history".into(),
-        )
-    });
-
-    checks.push(match input.observed {
-        Some(s) => {
-            let critical: Vec<&str> = input
-                .conditions
-                .iter()
-                .filter(|c| c.evaluate(s.metric(&c.name)) == Status::Critical)
-                .map(|c| c.name.as_str())
-                .collect();
-            if critical.is_empty() {
-                check(
-                    "no_critical_condition",
-                    WEIGHT_NO_CRITICAL,
-                    true,
-                    "no condition critical".into(),
-                )
-            } else {
-                check(
-                    "no_critical_condition",
-                    WEIGHT_NO_CRITICAL,
-                    false,
-                    format!("still critical: {}", critical.join(", ")),
-                )
-            }
-        }
-        None => check(
+    let checks = vec![
+        read_back(input, "mode", WEIGHT_MODE, mode),
+        read_back(input, "parameters", WEIGHT_PARAMETERS, parameters),
+        read_back(input, "agents", WEIGHT_AGENTS, agents),
+        logged(input.event_logged),
+        read_back(
+            input,
             "no_critical_condition",
             WEIGHT_NO_CRITICAL,
-            false,
-            unread.into(),
+            no_critical,
         ),
-    });
-
+    ];
     let score: f64 = checks.iter().filter(|c| c.passed).map(|c| c.weight).sum();
     Outcome {
         score,
         passed: score >= pass_score,
         pass_score,
         checks,
+    }
+}
+
+/// A check judged on the status read back from the target; failed when it could not be read.
+fn read_back(
+    input: &Input<'_>,
+    name: &str,
+    weight: f64,
+    judge: fn(&Input<'_>, &TargetStatus) -> (bool, String),
+) -> Check {
+    match input.observed {
+        Some(s) => {
+            let (passed, detail) = judge(input, s);
+            check(name, weight, passed, detail)
+        }
+        None => check(
+            name,
+            weight,
+            false,
+            "status could not be read back from the target".into(),
+        ),
+    }
+}
+
+fn mode(input: &Input<'_>, s: &TargetStatus) -> (bool, String) {
+    if s.mode == input.expected_mode {
+        (true, format!("mode is {}", s.mode))
+    } else {
+        (
+            false,
+            format!("mode is {}, expected {}", s.mode, input.expected_mode),
+        )
+    }
+}
+
+fn parameters(input: &Input<'_>, s: &TargetStatus) -> (bool, String) {
+    let wrong: Vec<String> = input
+        .expected_parameters
+        .iter()
+        .filter_map(|(name, want)| match s.parameter(name) {
+            Some(got) if (got - want).abs() <= PARAMETER_TOLERANCE => None,
+            Some(got) => Some(format!("{name} is {got}, expected {want}")),
+            None => Some(format!("{name} is missing, expected {want}")),
+        })
+        .collect();
+    if wrong.is_empty() {
+        (
+            true,
+            format!(
+                "all {} profile parameters applied",
+                input.expected_parameters.len()
+            ),
+        )
+    } else {
+        (false, wrong.join(", "))
+    }
+}
+
+fn agents(input: &Input<'_>, s: &TargetStatus) -> (bool, String) {
+    let healthy = s.healthy_agents();
+    (
+        healthy >= input.expected_agents,
+        format!(
+            "{healthy} of {} expected agents healthy",
+            input.expected_agents
+        ),
+    )
+}
+
+fn logged(event_logged: bool) -> Check {
+    let detail = if event_logged {
+        "event durably logged"
+    } else {
+        "event not found in history"
+    };
+    check("event_logged", WEIGHT_LOGGED, event_logged, detail.into())
+}
+
+fn no_critical(input: &Input<'_>, s: &TargetStatus) -> (bool, String) {
+    let critical: Vec<&str> = input
+        .conditions
+        .iter()
+        .filter(|c| c.evaluate(s.metric(&c.name)) == Status::Critical)
+        .map(|c| c.name.as_str())
+        .collect();
+    if critical.is_empty() {
+        (true, "no condition critical".into())
+    } else {
+        (false, format!("still critical: {}", critical.join(", ")))
     }
 }
 

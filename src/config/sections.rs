@@ -1,0 +1,233 @@
+//! Resolve and validate: one function per top-level section, each turning its raw section into
+//! the typed one (starting from the defaults where keys are optional).
+
+use super::error::Origin;
+use super::raw::{
+    Dur, RawAgents, RawAuth, RawMonitoring, RawProfile, RawStorage, RawTarget, RawToken,
+    RawValidation,
+};
+use super::{
+    AuthConfig, ConfigError, MonitoringConfig, Role, RollbackProfile, TargetConfig, Token,
+    ValidationConfig, MIN_TOKEN_LEN,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(super) fn listen(raw: &str, at: &Origin) -> Result<SocketAddr, ConfigError> {
+    raw.parse().map_err(|_| {
+        at.err(
+            "listen",
+            format!("{raw:?} is not an address; expected host:port such as \"127.0.0.1:9100\""),
+        )
+    })
+}
+
+pub(super) fn storage(raw: RawStorage, at: &Origin) -> Result<PathBuf, ConfigError> {
+    if raw.path.as_os_str().is_empty() {
+        return Err(at.err("storage.path", "must not be empty"));
+    }
+    Ok(at.base_dir.join(raw.path))
+}
+
+pub(super) fn target(
+    raw: RawTarget,
+    mut out: TargetConfig,
+    at: &Origin,
+) -> Result<TargetConfig, ConfigError> {
+    let url = raw.url.trim_end_matches('/').to_string();
+    if !url.starts_with("http://") || url.len() <= "http://".len() {
+        return Err(at.err("target.url", format!("{:?} is not supported; expected an http:// URL such as \"http://127.0.0.1:9101\" (put a TLS proxy in front of an https target)", raw.url)));
+    }
+    out.url = url;
+    if let Some(Dur(d)) = raw.timeout {
+        if d.is_zero() {
+            return Err(at.err("target.timeout", "must be greater than 0"));
+        }
+        out.timeout = d;
+    }
+    if let Some(r) = raw.retries {
+        if r > 10 {
+            return Err(at.err(
+                "target.retries",
+                format!("{r} is too many; expected 0 to 10"),
+            ));
+        }
+        out.retries = r;
+    }
+    if let Some(Dur(d)) = raw.retry_backoff {
+        out.retry_backoff = d;
+    }
+    Ok(out)
+}
+
+pub(super) fn agents(raw: RawAgents, at: &Origin) -> Result<u32, ConfigError> {
+    if raw.expected == 0 {
+        return Err(at.err("agents.expected", "must be at least 1"));
+    }
+    Ok(raw.expected)
+}
+
+pub(super) fn rollback_profile(
+    raw: RawProfile,
+    at: &Origin,
+) -> Result<RollbackProfile, ConfigError> {
+    if raw.mode.trim().is_empty() {
+        return Err(at.err("rollback_profile.mode", "must not be empty"));
+    }
+    if let Some((k, v)) = raw.parameters.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(at.err(
+            format!("rollback_profile.parameters.{k}"),
+            format!("{v} is not a finite number"),
+        ));
+    }
+    Ok(RollbackProfile {
+        mode: raw.mode,
+        parameters: raw.parameters,
+    })
+}
+
+pub(super) fn monitoring(
+    raw: RawMonitoring,
+    mut out: MonitoringConfig,
+    at: &Origin,
+) -> Result<MonitoringConfig, ConfigError> {
+    if let Some(v) = raw.active_on_start {
+        out.active_on_start = v;
+    }
+    if let Some(v) = raw.automatic_rollback {
+        out.automatic_rollback = v;
+    }
+    if let Some(Dur(d)) = raw.poll_interval {
+        if d < Duration::from_millis(10) {
+            return Err(at.err(
+                "monitoring.poll_interval",
+                format!(
+                    "{} is too short; expected at least 10ms",
+                    humantime::format_duration(d)
+                ),
+            ));
+        }
+        out.poll_interval = d;
+    }
+    Ok(out)
+}
+
+/// `poll_interval` is the resolved monitoring one: an unset `stability_interval` is derived
+/// from it.
+pub(super) fn validation(
+    raw: RawValidation,
+    mut out: ValidationConfig,
+    poll_interval: Duration,
+    at: &Origin,
+) -> Result<ValidationConfig, ConfigError> {
+    if let Some(p) = raw.pass_score {
+        if !(0.0..=100.0).contains(&p) {
+            return Err(at.err(
+                "validation.pass_score",
+                format!("{p} is out of range; expected 0 to 100"),
+            ));
+        }
+        out.pass_score = p;
+    }
+    if let Some(Dur(d)) = raw.stability_window {
+        out.stability_window = d;
+    }
+    out.stability_interval = match raw.stability_interval {
+        Some(Dur(d)) if d.is_zero() => {
+            return Err(at.err("validation.stability_interval", "must be greater than 0"))
+        }
+        Some(Dur(d)) => d,
+        // Thirty looks across the window, never more often than the poll.
+        None => (out.stability_window / 30).max(poll_interval),
+    };
+    Ok(out)
+}
+
+pub(super) fn auth(raw: RawAuth, at: &Origin) -> Result<AuthConfig, ConfigError> {
+    let mut tokens: Vec<Token> = Vec::with_capacity(raw.tokens.len());
+    for (i, t) in raw.tokens.into_iter().enumerate() {
+        let token = token(&format!("auth.tokens[{i}]"), t, &tokens, at)?;
+        tokens.push(token);
+    }
+    if raw.read_requires_token && tokens.is_empty() {
+        return Err(at.err(
+            "auth.read_requires_token",
+            "is true but no tokens are configured; nobody could read",
+        ));
+    }
+    Ok(AuthConfig {
+        read_requires_token: raw.read_requires_token,
+        tokens,
+    })
+}
+
+/// One token; names and secrets must differ from the `earlier` ones.
+fn token(key: &str, raw: RawToken, earlier: &[Token], at: &Origin) -> Result<Token, ConfigError> {
+    if raw.name.trim().is_empty() {
+        return Err(at.err(format!("{key}.name"), "must not be empty"));
+    }
+    if earlier.iter().any(|o| o.name == raw.name) {
+        return Err(at.err(
+            format!("{key}.name"),
+            format!(
+                "{:?} is used by another token; names must be unique",
+                raw.name
+            ),
+        ));
+    }
+    let role = Role::parse(&raw.role).ok_or_else(|| {
+        at.err(
+            format!("{key}.role"),
+            format!(
+                "{:?} is not a role; expected viewer, operator, admin or webhook",
+                raw.role
+            ),
+        )
+    })?;
+    let secret = secret(key, raw.token, raw.token_file, at)?;
+    if secret.len() < MIN_TOKEN_LEN {
+        return Err(at.err(
+            key,
+            format!(
+                "token for {:?} is {} characters; expected at least {MIN_TOKEN_LEN}",
+                raw.name,
+                secret.len()
+            ),
+        ));
+    }
+    if earlier.iter().any(|o| o.secret == secret) {
+        return Err(at.err(
+            key,
+            format!("token for {:?} is the same as another token's", raw.name),
+        ));
+    }
+    Ok(Token {
+        name: raw.name,
+        role,
+        secret,
+    })
+}
+
+/// The secret written inline or read (trimmed) from a file, exactly one of the two.
+fn secret(
+    key: &str,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    at: &Origin,
+) -> Result<String, ConfigError> {
+    match (token, token_file) {
+        (Some(s), None) => Ok(s),
+        (None, Some(f)) => {
+            let path = at.base_dir.join(&f);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                at.err(
+                    format!("{key}.token_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Ok(text.trim().to_string())
+        }
+        _ => Err(at.err(key, "set exactly one of `token` or `token_file`")),
+    }
+}
