@@ -19,7 +19,8 @@ use std::path::Path;
 /// The shipped Alertmanager config the directory is rendered into.
 pub const SHIPPED_ALERTMANAGER: &str = include_str!("../alerting/alertmanager.yml");
 
-const PLACEHOLDERS: [&str; 2] = ["TO BE CONFIGURED", "CHANGE-ME"];
+/// Text that marks a value as not configured yet (contacts, tokens).
+pub const PLACEHOLDERS: [&str; 2] = ["TO BE CONFIGURED", "CHANGE-ME"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

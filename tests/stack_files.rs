@@ -1092,10 +1092,12 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         PathBuf::from("/var/lib/rollbackd/rollbackd.db")
     );
     assert_eq!(loaded.auth.tokens.len(), 3);
-    for env in ["production", "staging"] {
-        rollbackd::config::from_str(&text, &repo().join("deploy"), Some(env))
-            .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml with --environment {env}: {e}"));
-    }
+    rollbackd::config::from_str(&text, &repo().join("deploy"), Some("staging"))
+        .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml with --environment staging: {e}"));
+    // The shipped secrets are public placeholders: production refuses to run on them.
+    let refused = rollbackd::config::from_str(&text, &repo().join("deploy"), Some("production"))
+        .expect_err("production on the shipped placeholder tokens");
+    assert!(refused.message.contains("shipped placeholder"), "{refused}");
     let storage_dir = loaded
         .storage_path
         .parent()

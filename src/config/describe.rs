@@ -46,10 +46,11 @@ impl Config {
         ));
         out.push_str(&format!("storage: {}\n", self.storage_path.display()));
         out.push_str(&format!(
-            "monitoring: active_on_start={} poll_interval={} automatic_rollback={}\n",
+            "monitoring: active_on_start={} poll_interval={} automatic_rollback={} alertmanager_rollback={}\n",
             self.monitoring.active_on_start,
             humantime::format_duration(self.monitoring.poll_interval),
-            self.monitoring.automatic_rollback
+            self.monitoring.automatic_rollback,
+            self.monitoring.alertmanager_rollback
         ));
         let params: Vec<String> = self
             .profile

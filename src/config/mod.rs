@@ -3,7 +3,8 @@
 //!
 //! The stages: [`raw`] parses the YAML as written; [`sections`] resolves and validates each
 //! top-level section over the defaults; [`thresholds`] does the same for the trigger
-//! conditions and the selected environment, through the reusable [`overlay`].
+//! conditions and the selected environment, through the reusable [`overlay`]; [`validate`]
+//! refuses what parses but cannot be meant.
 
 mod describe;
 mod error;
@@ -11,6 +12,7 @@ mod overlay;
 mod raw;
 mod sections;
 mod thresholds;
+mod validate;
 
 pub use error::ConfigError;
 pub use overlay::{apply_overlay, OverlayOrigin};
@@ -63,7 +65,10 @@ pub struct RollbackProfile {
 pub struct MonitoringConfig {
     pub active_on_start: bool,
     pub poll_interval: Duration,
+    /// The watchdog may execute rollbacks.
     pub automatic_rollback: bool,
+    /// Firing `action="rollback"` Alertmanager alerts may execute rollbacks.
+    pub alertmanager_rollback: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +159,7 @@ impl Default for Config {
                 active_on_start: true,
                 poll_interval: Duration::from_secs(1),
                 automatic_rollback: true,
+                alertmanager_rollback: true,
             },
             cooldown: Duration::from_secs(15 * 60),
             validation: ValidationConfig {
@@ -237,6 +243,7 @@ fn build(
     let thresholds = thresholds::read(raw.thresholds_file, inline, &at)?;
     let environment = cli_environment.map(str::to_owned).or(raw.environment);
     thresholds::resolve(&mut cfg, thresholds, environment, &at)?;
+    validate::validate(&cfg, &at)?;
     Ok(cfg)
 }
 

@@ -77,6 +77,7 @@ pub(super) struct RawMonitoring {
     pub(super) active_on_start: Option<bool>,
     pub(super) poll_interval: Option<Dur>,
     pub(super) automatic_rollback: Option<bool>,
+    pub(super) alertmanager_rollback: Option<bool>,
 }
 
 #[derive(Deserialize)]

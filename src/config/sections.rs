@@ -98,6 +98,9 @@ pub(super) fn monitoring(
     if let Some(v) = raw.automatic_rollback {
         out.automatic_rollback = v;
     }
+    if let Some(v) = raw.alertmanager_rollback {
+        out.alertmanager_rollback = v;
+    }
     if let Some(Dur(d)) = raw.poll_interval {
         if d < Duration::from_millis(10) {
             return Err(at.err(

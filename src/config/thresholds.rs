@@ -153,6 +153,26 @@ fn select_environment(
             overrides,
         )?;
     }
+    let base = cfg.conditions.clone();
+    apply_selected(cfg, environments, file, at)?;
+    // Every environment applied on its own copy: ordering and ranges hold in each one, so
+    // `check-config` refuses what `serve --environment X` would.
+    super::validate::conditions(&base, file, "")?;
+    for (name, overrides) in environments {
+        let mut copy = base.clone();
+        apply_overlay(&mut copy, OverlayOrigin::environment(file, name), overrides)?;
+        super::validate::conditions(&copy, file, &format!(" (environment {name})"))?;
+    }
+    Ok(())
+}
+
+/// Applies the selected environment (or checks the base ordering when none is selected).
+fn apply_selected(
+    cfg: &mut Config,
+    environments: &BTreeMap<String, Overrides>,
+    file: &str,
+    at: &Origin,
+) -> Result<(), ConfigError> {
     let Some(env) = cfg.environment.as_deref() else {
         return check_ordering(&cfg.conditions, file, None);
     };

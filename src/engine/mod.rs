@@ -93,8 +93,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
 
-/// The watchdog acts when the config allows it and monitoring is active on start; the
-/// Alertmanager path is configured and armed from the start.
+/// Each path is configured by its key (`monitoring.automatic_rollback` for the watchdog,
+/// `monitoring.alertmanager_rollback`); the watchdog starts armed when monitoring is active on
+/// start, the Alertmanager path armed.
 fn initial_arming(config: &Config) -> Arming {
     Arming {
         watchdog: PathState {
@@ -102,7 +103,7 @@ fn initial_arming(config: &Config) -> Arming {
             armed: config.monitoring.active_on_start,
         },
         alertmanager: PathState {
-            configured: true,
+            configured: config.monitoring.alertmanager_rollback,
             armed: true,
         },
     }

@@ -77,6 +77,7 @@ impl Engine {
         let arming = {
             let mut x = self.execution();
             x.guard.arming.watchdog.configured = new.monitoring.automatic_rollback;
+            x.guard.arming.alertmanager.configured = new.monitoring.alertmanager_rollback;
             x.guard.arming
         };
         self.emit(EngineEvent::ConfigReloaded(new));
