@@ -122,9 +122,11 @@ pub enum EngineEvent {
     ArmingChanged(Arming),
     /// A new config is in force (thresholds, tokens, cooldown ... may have changed).
     ConfigReloaded(Arc<Config>),
-    /// The engine started on an existing history; the latest executed rollback, if any.
+    /// The engine started on an existing history: the latest executed rollback and its latest
+    /// validation, if any.
     Resumed {
         last_executed: Option<Arc<Event>>,
+        last_validation: Option<Arc<ValidationRun>>,
     },
 }
 

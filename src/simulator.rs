@@ -33,6 +33,8 @@ pub enum Scenario {
     AcceptsButDoesNotApply,
     /// Two of the eight agents are down.
     AgentsDown,
+    /// Applies a switch, then answers it with an unreadable body (the answer lost on the way).
+    LosesSwitchAnswers,
 }
 
 pub const AGENTS: u32 = 8;
@@ -275,6 +277,9 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Answer {
         sim.status.clone()
     };
     stall(delay).await;
+    if s.lock().scenario == Scenario::LosesSwitchAnswers {
+        return Ok((StatusCode::OK, "{\"mode\": \"univ").into_response());
+    }
     Ok(Json(status).into_response())
 }
 

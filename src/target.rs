@@ -128,7 +128,7 @@ impl TargetClient {
                 body,
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| TargetError::InvalidResponse {
+        TargetStatus::parse(&bytes).map_err(|e| TargetError::InvalidResponse {
             url,
             message: e.to_string(),
         })

@@ -261,6 +261,8 @@ pub struct Guard {
     pub arming: Arming,
     in_progress: Option<String>,
     last_execution_ms: Option<u64>,
+    /// The cooldown clock before the running execution was admitted, for `withdraw`.
+    previous_execution_ms: Option<u64>,
 }
 
 impl Guard {
@@ -271,6 +273,7 @@ impl Guard {
             arming,
             in_progress: None,
             last_execution_ms: None,
+            previous_execution_ms: None,
         }
     }
 
@@ -304,6 +307,7 @@ impl Guard {
             (false, Some(reason)) => Decision::Suppress(reason),
             (false, None) => {
                 self.in_progress = Some(event_id.to_owned());
+                self.previous_execution_ms = self.last_execution_ms;
                 self.last_execution_ms = Some(now_ms);
                 Decision::Execute
             }
@@ -323,6 +327,15 @@ impl Guard {
     pub fn finish(&mut self, event_id: &str) {
         if self.in_progress.as_deref() == Some(event_id) {
             self.in_progress = None;
+        }
+    }
+
+    /// Takes back an admission that never ran (its record failed): the slot is freed and the
+    /// cooldown clock is as before, so the retry is judged as the first try was.
+    pub fn withdraw(&mut self, event_id: &str) {
+        if self.in_progress.as_deref() == Some(event_id) {
+            self.in_progress = None;
+            self.last_execution_ms = self.previous_execution_ms;
         }
     }
 
@@ -517,6 +530,25 @@ mod tests {
                 would_suppress: Some(SuppressReason::AlreadyRolledBack)
             }
         );
+    }
+
+    #[test]
+    fn a_withdrawn_admission_starts_no_cooldown() {
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+        assert_eq!(
+            g.decide_rollback("a", TriggerType::Alertmanager, false, None, 1_000, COOLDOWN),
+            Decision::Execute
+        );
+        g.withdraw("a");
+        assert_eq!(g.in_progress(), None);
+        assert_eq!(g.cooldown_remaining_ms(1_001, COOLDOWN), 0);
+        assert_eq!(
+            g.decide_rollback("b", TriggerType::Alertmanager, false, None, 1_001, COOLDOWN),
+            Decision::Execute,
+            "the retry is not held by a cooldown that never began"
+        );
+        g.withdraw("stale");
+        assert_eq!(g.in_progress(), Some("b"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub enum Requested {
     /// Executing in the background; the handle yields the event once validated (or failed).
     Started {
         event: Event,
-        done: JoinHandle<Event>,
+        done: JoinHandle<Result<Event, StoreError>>,
     },
     Suppressed {
         event: Event,
@@ -60,6 +60,13 @@ pub enum Requested {
     DryRun {
         event: Event,
     },
+}
+
+/// A rollback request with the guard's decision, before it is recorded.
+pub(super) struct Proposal {
+    pub event: Event,
+    pub detail: TransitionDetail,
+    pub decision: Decision,
 }
 
 /// How an execution ended, before it is recorded.
@@ -174,23 +181,39 @@ impl Engine {
         if self.0.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
+        let p = self.propose(&req);
+        let event = self.record_new(p.event, p.detail).await?;
+        Ok(self.carry_out(event, p.decision))
+    }
+
+    /// The event for a rollback request with the guard's decision in it, not yet recorded. An
+    /// `Execute` holds the execution slot: record it (or release the slot) next.
+    pub(super) fn propose(&self, req: &RollbackRequest) -> Proposal {
         let cfg = self.config();
         let profile = &cfg.profile;
         let mut event = self.new_event(
             Action::Rollback,
-            &req,
+            req,
             &profile.mode,
             profile.parameters.clone(),
             EventStatus::Pending,
         );
-        let (decision, detail) = self.decide(&event, &req);
+        let (decision, detail) = self.decide(&event, req);
         event.status = match decision {
             Decision::Execute => EventStatus::Pending,
             Decision::Suppress(_) => EventStatus::Suppressed,
             Decision::DryRun { .. } => EventStatus::DryRun,
         };
-        let event = self.record_new(event, detail).await?;
-        Ok(match decision {
+        Proposal {
+            event,
+            detail,
+            decision,
+        }
+    }
+
+    /// After the proposal's event is durable: executes it in the background when admitted.
+    pub(super) fn carry_out(&self, event: Event, decision: Decision) -> Requested {
+        match decision {
             Decision::Execute => {
                 let e = self.clone();
                 let pending = event.clone();
@@ -199,7 +222,7 @@ impl Engine {
             }
             Decision::Suppress(reason) => Requested::Suppressed { event, reason },
             Decision::DryRun { .. } => Requested::DryRun { event },
-        })
+        }
     }
 
     /// Returns the trading system to `session_targeted`: always a deliberate human action. A
@@ -252,7 +275,7 @@ impl Engine {
         let event = self.record_new(event, TransitionDetail::default()).await?;
         let e = self.clone();
         let done = self.0.tasks.spawn(async move { e.execute(event).await });
-        done.await.map_err(|_| EngineError::ShuttingDown)
+        Ok(done.await.map_err(|_| EngineError::ShuttingDown)??)
     }
 
     /// Records what a restore would send, and whether the cooldown would still hold automatic
@@ -325,15 +348,20 @@ impl Engine {
         event: Event,
         detail: TransitionDetail,
     ) -> Result<Event, EngineError> {
-        let id = event.id.clone();
         if let Err(e) = self.0.store.insert_event(&event, detail).await {
-            self.release_slot(&id);
+            self.withdraw_slot(&event.id);
             return Err(e.into());
         }
-        let stored = self.reread(&id).await?;
+        Ok(self.announce(event).await)
+    }
+
+    /// Says that a new event is durable. The stored copy is read back for its transitions; if
+    /// that read fails, the event as recorded stands in (it is durable either way).
+    pub(super) async fn announce(&self, event: Event) -> Event {
+        let stored = self.reread(&event.id).await.unwrap_or(event);
         self.execution().last_event = Some(stored.clone());
         self.emit(EngineEvent::Recorded(Arc::new(stored.clone())));
-        Ok(stored)
+        stored
     }
 
     async fn reread(&self, id: &str) -> Result<Event, StoreError> {
@@ -358,8 +386,23 @@ impl Engine {
         Ok(event)
     }
 
+    /// Takes back the slot an unrecorded event was admitted to: nothing ran, no cooldown.
+    pub(super) fn withdraw_slot(&self, id: &str) {
+        let held = {
+            let mut x = self.execution();
+            let held = x.guard.in_progress() == Some(id);
+            x.guard.withdraw(id);
+            held
+        };
+        if held {
+            self.emit(EngineEvent::SlotReleased {
+                event_id: id.to_owned(),
+            });
+        }
+    }
+
     /// Frees the execution slot if `id` holds it (a stale id changes nothing).
-    fn release_slot(&self, id: &str) {
+    pub(super) fn release_slot(&self, id: &str) {
         let held = {
             let mut x = self.execution();
             let held = x.guard.in_progress() == Some(id);
@@ -373,24 +416,47 @@ impl Engine {
         }
     }
 
-    async fn execute(self, event: Event) -> Event {
+    /// Runs an admitted execution to its recorded verdict. If the history refuses a step, the
+    /// slot stays held (the history says the event still runs, so nothing else may) while
+    /// `finish_unrecorded` keeps trying to record an outcome; the caller learns of the failure
+    /// at once.
+    async fn execute(self, event: Event) -> Result<Event, StoreError> {
         let id = event.id.clone();
-        let result = self.execute_steps(&event, Instant::now()).await;
-        self.release_slot(&id);
-        match result {
-            Ok(v) => v,
-            Err(e) => {
-                // The history could not take a transition: leave the event for the start-up
-                // recovery rather than claim an outcome that was never stored.
-                tracing::error!(event_id = %id, error = %e, "rollback could not be recorded to the end; it will be re-validated at next start");
-                self.0
-                    .store
-                    .get_event(&id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or(event)
+        match self.execute_steps(&event, Instant::now()).await {
+            Ok(v) => {
+                self.release_slot(&id);
+                Ok(v)
             }
+            Err(e) => {
+                tracing::error!(event_id = %id, error = %e, "the outcome could not be recorded; keeping the execution slot and retrying");
+                let engine = self.clone();
+                self.0.tasks.spawn(engine.finish_unrecorded(id));
+                Err(e)
+            }
+        }
+    }
+
+    /// Records an outcome for an execution whose history stopped taking writes, as start-up
+    /// recovery would (re-validated against the target), retrying with back-off; then frees the
+    /// slot. A stop first leaves the event to the next start.
+    async fn finish_unrecorded(self, id: String) {
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = self.0.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let done = match self.reread(&id).await {
+                Ok(e) if e.status.is_terminal() => true,
+                Ok(e) => self.recover_one(e).await.is_ok(),
+                Err(_) => false,
+            };
+            if done {
+                tracing::warn!(event_id = %id, "the outcome is recorded; execution slot free");
+                self.release_slot(&id);
+                return;
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
         }
     }
 
@@ -411,40 +477,41 @@ impl Engine {
             operation: TargetOperation::Switch,
             ok: switched.is_ok(),
         });
-        if let Err(e) = switched {
-            let mut verdict = Verdict::failed(format!("switch failed: {e}"));
-            verdict.duration_ms = Some(started.elapsed().as_millis() as u64);
-            return self.record_verdict(event, verdict).await;
-        }
+        // Whatever the switch answered (a timeout or an unreadable answer may hide a switch
+        // that was applied), the target is read back and judged: history never contradicts it.
         self.advance(id, EventStatus::Validating, TransitionDetail::default())
             .await?;
-        let observed = self.0.target.status_with_retries().await;
-        self.emit(EngineEvent::TargetCalled {
-            operation: TargetOperation::Status,
-            ok: observed.is_ok(),
-        });
-        if let Ok(st) = &observed {
-            lock(&self.0.watch).saw(st.clone());
-            self.emit(EngineEvent::ModeSeen(st.mode.clone()));
-        }
+        let observed = self.read_back().await;
         let outcome = self.validate(event, observed.as_ref().ok()).await;
         let run = self
             .store_validation(event, ValidationKind::Initial, &outcome, None)
             .await?;
-        let failure = match (&observed, action) {
-            (Err(e), _) => Some(format!("could not read the status back: {e}")),
-            (Ok(_), _) if outcome.passed => None,
-            (Ok(_), Action::Rollback) => Some(format!(
+        let failure = match (&switched, &observed, action) {
+            (Err(e), Ok(_), _) if outcome.passed => {
+                tracing::warn!(event_id = id, error = %e, "the switch's answer was lost; the read-back shows it applied");
+                None
+            }
+            (Err(e), _, _) => Some(format!("switch failed: {e}")),
+            (Ok(_), Err(e), _) => Some(format!("could not read the status back: {e}")),
+            (Ok(_), Ok(_), _) if outcome.passed => None,
+            (Ok(_), Ok(_), Action::Rollback) => Some(format!(
                 "recovery validation failed (score {} < {}): {}",
                 outcome.score,
                 outcome.pass_score,
                 outcome.failures()
             )),
-            (Ok(_), Action::Restore) => {
+            (Ok(_), Ok(_), Action::Restore) => {
                 Some(format!("restore not confirmed: {}", outcome.failures()))
             }
         };
+        let note = match (&switched, failure.is_none()) {
+            (Err(e), true) => Some(format!(
+                "the switch's answer was lost ({e}); the read-back confirmed it applied"
+            )),
+            _ => None,
+        };
         let verdict = Verdict {
+            note,
             validation_score: Some(run.score),
             parameters_after: observed.ok().map(|s| s.parameters),
             duration_ms: Some(started.elapsed().as_millis() as u64),
@@ -452,9 +519,31 @@ impl Engine {
         };
         let view = self.record_verdict(event, verdict).await?;
         if view.status == EventStatus::Completed && action == Action::Rollback {
-            self.start_stability_watch(view.clone());
+            let window = self.config().validation.stability_window;
+            self.start_stability_watch(view.clone(), window);
         }
         Ok(view)
+    }
+
+    /// Reads the target after a switch. What it says replaces the watchdog's last view; a
+    /// failed read leaves the mode unknown rather than stale.
+    async fn read_back(&self) -> Result<crate::domain::TargetStatus, crate::target::TargetError> {
+        let observed = self.0.target.status_with_retries().await;
+        self.emit(EngineEvent::TargetCalled {
+            operation: TargetOperation::Status,
+            ok: observed.is_ok(),
+        });
+        match &observed {
+            Ok(st) => {
+                lock(&self.0.watch).saw(st.clone());
+                self.emit(EngineEvent::ModeSeen(st.mode.clone()));
+            }
+            Err(e) => {
+                lock(&self.0.watch).lost(e.to_string());
+                self.emit(EngineEvent::ModeSeen("unknown".into()));
+            }
+        }
+        observed
     }
 
     /// Gives an event its final status, durably, and logs it.

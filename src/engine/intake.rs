@@ -1,7 +1,9 @@
-//! Alertmanager deliveries. Each one is recorded durably before it is answered; each new
-//! firing alert labelled `action="rollback"` then asks the executor for a rollback in the
-//! background. Resends and HA duplicates are answered from the in-memory `ResendFilter` when
-//! already recorded, and by the store's unique key when two race: the store decides.
+//! Alertmanager deliveries. A delivery's alerts and the rollback event its new firing
+//! `action="rollback"` alerts ask for are recorded in one transaction before it is answered,
+//! so an answered delivery is always acted on and a refused one (storage, shutdown) leaves
+//! nothing behind for the retry to trip over; the execution then runs in the background.
+//! Resends and HA duplicates are answered from the in-memory `ResendFilter` when already
+//! recorded, and by the store's unique key when two race: the store decides.
 
 use super::{lock, Engine, EngineError, RollbackRequest};
 use crate::alertmanager::{Alert, Payload};
@@ -79,6 +81,11 @@ fn request(receiver: &str, alerts: &[&Alert]) -> RollbackRequest {
 
 impl Engine {
     pub(super) async fn intake(&self, payload: Payload) -> Result<WebhookOutcome, EngineError> {
+        // A delivery accepted now must be acted on: while shutting down, refuse it whole so
+        // Alertmanager retries (against this replica or the next start).
+        if self.0.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
         let firing = payload
             .alerts
             .iter()
@@ -90,42 +97,57 @@ impl Engine {
             truncated: payload.truncated_alerts,
         });
         let fresh = self.0.resend.unseen(&payload.alerts);
+        let asking: Vec<&Alert> = fresh
+            .iter()
+            .copied()
+            .filter(|a| a.requests_rollback())
+            .collect();
+        let proposal =
+            (!asking.is_empty()).then(|| self.propose(&request(&payload.receiver, &asking)));
         let now = Utc::now();
-        let flags = if fresh.is_empty() {
-            vec![]
-        } else {
-            let records = fresh.iter().map(|a| record(a, now)).collect();
-            self.0.store.record_alerts(records).await?
+        let records = fresh.iter().map(|a| record(a, now)).collect();
+        let event = proposal.as_ref().map(|p| (&p.event, p.detail.clone()));
+        let delivery = match self.0.store.record_delivery(records, event).await {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(p) = &proposal {
+                    self.withdraw_slot(&p.event.id);
+                }
+                return Err(e.into());
+            }
         };
         self.0.resend.remember(fresh.iter().copied());
+        if let Some(p) = proposal {
+            if delivery.event_recorded {
+                let event = self.announce(p.event).await;
+                self.log_requested("alertmanager", &Ok(self.carry_out(event, p.decision)));
+            } else {
+                // A twin delivery recorded these alerts first, and with them its own event.
+                self.withdraw_slot(&p.event.id);
+            }
+        }
         let new_rollback: Vec<&Alert> = fresh
             .iter()
-            .zip(&flags)
+            .zip(&delivery.new)
             .filter(|(a, is_new)| **is_new && a.requests_rollback())
             .map(|(a, _)| *a)
             .collect();
-        let asking = payload
+        let asking_total = payload
             .alerts
             .iter()
             .filter(|a| a.requests_rollback())
             .count();
         self.emit(EngineEvent::AlertsDeduplicated {
-            count: (asking - new_rollback.len()) as u64,
+            count: (asking_total - new_rollback.len()) as u64,
         });
-        let outcome = WebhookOutcome {
+        Ok(WebhookOutcome {
             accepted: payload.alerts.len(),
             rollback_requested: new_rollback
                 .iter()
                 .map(|a| a.alertname().to_string())
                 .collect(),
             deduplicated: (payload.alerts.len() - fresh.len())
-                + flags.iter().filter(|n| !**n).count(),
-        };
-        if !new_rollback.is_empty() {
-            let req = request(&payload.receiver, &new_rollback);
-            let e = self.clone();
-            self.0.tasks.spawn(async move { e.trigger(req).await });
-        }
-        Ok(outcome)
+                + delivery.new.iter().filter(|n| !**n).count(),
+        })
     }
 }

@@ -176,8 +176,23 @@ impl Engine {
             })
             .await?;
         self.execution().last_event = latest.into_iter().next();
+        let runs = match &last {
+            Some(e) => {
+                let q = crate::store::ValidationQuery {
+                    limit: 1000,
+                    before: None,
+                    event_id: Some(e.id.clone()),
+                };
+                self.0.store.list_validations(q).await?
+            }
+            None => vec![],
+        };
+        if let Some(e) = &last {
+            self.resume_stability_watch(e, &runs);
+        }
         self.emit(EngineEvent::Resumed {
             last_executed: last.map(Arc::new),
+            last_validation: runs.into_iter().next().map(Arc::new),
         });
         Ok(())
     }

@@ -12,15 +12,21 @@ impl Engine {
     pub(super) async fn recover(&self) -> Result<(), StoreError> {
         for event in self.0.store.unfinished_events().await? {
             tracing::warn!(event_id = %event.id, status = %event.status, "found an unfinished event from a previous run");
-            let verdict = if event.status == EventStatus::Pending {
-                Verdict::failed("interrupted before the target was touched".into())
-            } else {
-                self.revalidate(&event).await?
-            };
-            let status = verdict.status;
-            self.record_verdict(&event, verdict).await?;
-            tracing::warn!(event_id = %event.id, status = %status, "unfinished event resolved");
+            self.recover_one(event).await?;
         }
+        Ok(())
+    }
+
+    /// Gives one unfinished event its verdict: a pending one never touched the target.
+    pub(super) async fn recover_one(&self, event: Event) -> Result<(), StoreError> {
+        let verdict = if event.status == EventStatus::Pending {
+            Verdict::failed("interrupted before the target was touched".into())
+        } else {
+            self.revalidate(&event).await?
+        };
+        let status = verdict.status;
+        self.record_verdict(&event, verdict).await?;
+        tracing::warn!(event_id = %event.id, status = %status, "unfinished event resolved");
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The stability watch: after a completed rollback, re-validates from the watchdog's view of
 //! the target through the stability window. The first failing look ends it as failed;
-//! reaching the end records a pass with the lowest score seen. A new execution cancels it.
+//! reaching the end records a pass with the lowest score seen. A new execution cancels it. A
+//! restart inside the window resumes it for what is left (`resume_stability_watch`).
 
 use super::{lock, Engine};
 use crate::domain::validation::Outcome;
@@ -18,7 +19,9 @@ impl Engine {
         }
     }
 
-    pub(super) fn start_stability_watch(&self, event: Event) {
+    /// Watches `event` for `window` (the configured window, or what is left of it after a
+    /// restart).
+    pub(super) fn start_stability_watch(&self, event: Event, window: Duration) {
         let token = self.0.shutdown.child_token();
         *lock(&self.0.stability) = Some((token.clone(), event.id.clone()));
         self.emit(EngineEvent::StabilityStarted {
@@ -27,11 +30,11 @@ impl Engine {
         let e = self.clone();
         self.0
             .tasks
-            .spawn(async move { e.stability_watch(event, token).await });
+            .spawn(async move { e.stability_watch(event, window, token).await });
     }
 
-    async fn stability_watch(self, event: Event, token: CancellationToken) {
-        let result = self.watch_window(&event, &token).await;
+    async fn stability_watch(self, event: Event, window: Duration, token: CancellationToken) {
+        let result = self.watch_window(&event, window, &token).await;
         // A cancelled token means whoever cancelled it already took the slot.
         if !token.is_cancelled() {
             *lock(&self.0.stability) = None;
@@ -64,11 +67,11 @@ impl Engine {
     async fn watch_window(
         &self,
         event: &Event,
+        window: Duration,
         token: &CancellationToken,
     ) -> Option<(Outcome, String)> {
         let config = self.config();
         let cfg = &config.validation;
-        let window = cfg.stability_window;
         let deadline = Instant::now() + window;
         let mut lowest = 100.0f64;
         let mut looks = 0u32;
@@ -105,5 +108,31 @@ impl Engine {
                 return Some((o, note));
             }
         }
+    }
+}
+
+impl Engine {
+    /// At start: the latest completed rollback whose stability watch has no outcome yet is
+    /// watched again for what is left of its window; when the window ended while rollbackd was
+    /// down, one look after start-up records the outcome (so it is never silently dropped).
+    pub(super) fn resume_stability_watch(
+        &self,
+        last: &Event,
+        runs: &[crate::store::ValidationRun],
+    ) {
+        use crate::domain::lifecycle::{Action, EventStatus};
+        if last.request.action != Action::Rollback
+            || last.status != EventStatus::Completed
+            || runs.iter().any(|r| r.kind == ValidationKind::Stability)
+        {
+            return;
+        }
+        let cfg = self.config();
+        let finished = last.finished_at.unwrap_or(last.updated_at);
+        let elapsed = (chrono::Utc::now() - finished).to_std().unwrap_or_default();
+        let left = cfg.validation.stability_window.saturating_sub(elapsed);
+        let window = left.max(cfg.validation.stability_interval);
+        tracing::warn!(event_id = %last.id, left = %humantime::format_duration(left), "resuming the stability watch a restart interrupted");
+        self.start_stability_watch(last.clone(), window);
     }
 }

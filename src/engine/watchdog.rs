@@ -3,7 +3,7 @@
 //! without I/O; the loop around it does the reading, says what happened and hands a trigger to
 //! the executor.
 
-use super::{lock, Engine, Requested, RollbackRequest};
+use super::{lock, Engine, EngineError, Requested, RollbackRequest};
 use crate::domain::condition::{ConditionSpec, Samples, Status, Trend};
 use crate::domain::lifecycle::TriggerType;
 use crate::domain::TargetStatus;
@@ -39,6 +39,8 @@ pub(super) struct Observation {
     pub changes: Vec<(usize, Status, Status)>,
     /// A breach line for each condition that newly went critical while armed.
     pub newly_critical: Vec<String>,
+    /// Their indices, to count them again if the trigger could not be recorded.
+    pub triggered: Vec<usize>,
     /// The target just stopped answering (said once per outage).
     pub target_lost: Option<String>,
 }
@@ -68,6 +70,23 @@ impl Watch {
     /// A status read outside the poll (after a switch) replaces the last one.
     pub(super) fn saw(&mut self, status: TargetStatus) {
         self.last_status = Some(status);
+    }
+
+    /// A read outside the poll failed: what the target is in is no longer known.
+    pub(super) fn lost(&mut self, error: String) {
+        self.last_status = None;
+        self.target_up = false;
+        self.last_error = Some(error);
+    }
+
+    /// A trigger that could not be recorded did not happen: those conditions act again on the
+    /// next sample that finds them critical.
+    pub(super) fn unact(&mut self, conditions: &[usize]) {
+        for &i in conditions {
+            if let Some(c) = self.conditions.get_mut(i) {
+                c.acted = false;
+            }
+        }
     }
 
     /// Conditions already critical count as a new episode once the watchdog is re-armed.
@@ -118,6 +137,7 @@ impl Watch {
             } else if armed && !c.acted {
                 c.acted = true;
                 obs.newly_critical.push(describe_breach(spec, value));
+                obs.triggered.push(i);
             }
         }
         self.updated_at = Some(now);
@@ -145,20 +165,29 @@ impl Engine {
                 _ = self.0.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if !self.0.store.is_healthy() {
+                // Readiness and the next trigger need to know as soon as the disk is back.
+                let _ = self.0.store.probe().await;
+            }
             let result = self.0.target.status().await;
             self.emit(EngineEvent::TargetCalled {
                 operation: TargetOperation::Status,
                 ok: result.is_ok(),
             });
-            if let Some(request) = self.take_sample(result) {
-                self.trigger(request).await;
+            if let Some((request, triggered)) = self.take_sample(result) {
+                if !self.trigger(request).await {
+                    lock(&self.0.watch).unact(&triggered);
+                }
             }
         }
     }
 
     /// Takes one poll result in; returns a watchdog request when a condition newly went
     /// critical while the watchdog is armed.
-    fn take_sample(&self, result: Result<TargetStatus, TargetError>) -> Option<RollbackRequest> {
+    fn take_sample(
+        &self,
+        result: Result<TargetStatus, TargetError>,
+    ) -> Option<(RollbackRequest, Vec<usize>)> {
         let cfg = self.config();
         let armed = self.arming().watchdog.acts();
         let now = Utc::now();
@@ -187,7 +216,7 @@ impl Engine {
             });
         }
         self.emit(EngineEvent::Polled(Arc::new(poll)));
-        (!obs.newly_critical.is_empty()).then(|| RollbackRequest {
+        let request = RollbackRequest {
             trigger_type: TriggerType::Watchdog,
             source: "watchdog".into(),
             reason: obs.newly_critical.join("; "),
@@ -195,13 +224,13 @@ impl Engine {
             dry_run: false,
             alert_names: vec![],
             fingerprints: vec![],
-        })
+        };
+        (!obs.triggered.is_empty()).then_some((request, obs.triggered))
     }
 
-    /// Hands an automatic trigger to the executor and logs what became of it.
-    pub(super) async fn trigger(&self, request: RollbackRequest) {
-        let who = request.trigger_type.as_str();
-        match self.request_rollback(request).await {
+    /// Logs what became of an automatic trigger.
+    pub(super) fn log_requested(&self, who: &str, requested: &Result<Requested, EngineError>) {
+        match requested {
             Ok(Requested::Started { event, .. }) => {
                 tracing::warn!(event_id = %event.id, reason = %event.request.reason, trigger = who, "rollback started")
             }
@@ -215,6 +244,14 @@ impl Engine {
             Ok(Requested::DryRun { .. }) => {}
             Err(e) => tracing::error!(error = %e, trigger = who, "trigger could not be recorded"),
         }
+    }
+
+    /// Hands an automatic trigger to the executor; true when it was recorded.
+    pub(super) async fn trigger(&self, request: RollbackRequest) -> bool {
+        let who = request.trigger_type.as_str();
+        let result = self.request_rollback(request).await;
+        self.log_requested(who, &result);
+        result.is_ok()
     }
 }
 
@@ -258,6 +295,13 @@ mod tests {
         assert_eq!(breach.changes, vec![(0, Status::Ok, Status::Critical)]);
         let again = w.observe(&specs, Ok(status(30.0)), true, now);
         assert!(again.newly_critical.is_empty(), "same episode");
+        w.unact(&breach.triggered);
+        let retried = w.observe(&specs, Ok(status(30.0)), true, now);
+        assert_eq!(
+            retried.triggered,
+            vec![0],
+            "an unrecorded trigger acts again"
+        );
         assert!(again.changes.is_empty());
         w.observe(&specs, Ok(status(45.0)), true, now);
         let next = w.observe(&specs, Ok(status(39.0)), true, now);

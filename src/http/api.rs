@@ -136,7 +136,7 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
                     "the rollback task ended early; see the history",
                 )
             })?;
-            answer(event)
+            answer(event.map_err(unrecorded)?)
         }
         Requested::DryRun { event } => Ok(Json(event).into_response()),
         Requested::Suppressed { event, reason } => {
@@ -156,6 +156,16 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
             Err(ApiError::new(StatusCode::CONFLICT, code, message))
         }
     }
+}
+
+/// The execution ran but the history refused its outcome: 503, and the slot stays held until
+/// an outcome is recorded.
+fn unrecorded(e: crate::store::StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        format!("{e}; the rollback ran but its outcome could not be recorded: rollbackd holds the execution slot and keeps trying to record it (see the history)"),
+    )
 }
 
 /// An executed rollback or restore: 200 when it completed, 502 with the event when it failed.

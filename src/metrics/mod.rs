@@ -323,9 +323,17 @@ impl Metrics {
             }
             EngineEvent::ArmingChanged(arming) => self.armed(arming),
             EngineEvent::ConfigReloaded(config) => self.configured(config),
-            EngineEvent::Resumed { last_executed } => {
+            EngineEvent::Resumed {
+                last_executed,
+                last_validation,
+            } => {
                 if let Some(e) = last_executed {
                     self.set_last_event(e);
+                }
+                // The gauges pick up where the last run left them; the counters stay at 0.
+                if let Some(run) = last_validation {
+                    self.validation_score.set(run.score);
+                    self.validation_last_timestamp.set(unix(run.at));
                 }
             }
         }

@@ -159,6 +159,25 @@ struct StoredEvent {
     created_at: DateTime<Utc>,
 }
 
+impl StoredEvent {
+    fn of(e: &Event) -> StoredEvent {
+        StoredEvent {
+            id: e.id.clone(),
+            request: e.request.clone(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// What recording a delivery did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Per alert: it was new (not a resend of one already recorded).
+    pub new: Vec<bool>,
+    /// The rollback event went in with the alerts.
+    pub event_recorded: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValidationKind {
@@ -286,9 +305,15 @@ impl Store {
         each!(self, s => s.insert_validation(run).await)
     }
 
-    /// Records alerts; for each, whether it was new (not a resend of an already recorded one).
-    pub async fn record_alerts(&self, alerts: Vec<AlertRecord>) -> Result<Vec<bool>> {
-        each!(self, s => s.record_alerts(alerts).await)
+    /// Records a delivery's alerts and, in the same transaction, the rollback event they ask
+    /// for: the event only when this delivery was the first to record one of its rollback
+    /// alerts. All or nothing: a failure records neither, so Alertmanager's retry acts.
+    pub async fn record_delivery(
+        &self,
+        alerts: Vec<AlertRecord>,
+        event: Option<(&Event, TransitionDetail)>,
+    ) -> Result<Delivery> {
+        each!(self, s => s.record_delivery(alerts, event).await)
     }
 
     /// One event with its transitions and validations.
@@ -317,6 +342,11 @@ impl Store {
 
     pub async fn list_validations(&self, q: ValidationQuery) -> Result<Vec<ValidationRun>> {
         each!(self, s => s.list_validations(q).await)
+    }
+
+    /// A small write to learn whether the history takes writes again (after a failure).
+    pub async fn probe(&self) -> Result<()> {
+        each!(self, s => s.probe().await)
     }
 
     /// Records a change to how rollbackd runs, durably; returns its id.

@@ -4,8 +4,8 @@
 //! commit), so a burst shares one fsync.
 
 use super::{
-    format_time, AlertRecord, AuditQuery, AuditRecord, Event, EventQuery, Result, StoreError,
-    StoredEvent, Transition, TransitionDetail, ValidationQuery, ValidationRun,
+    format_time, AlertRecord, AuditQuery, AuditRecord, Delivery, Event, EventQuery, Result,
+    StoreError, StoredEvent, Transition, TransitionDetail, ValidationQuery, ValidationRun,
 };
 use crate::domain::lifecycle::EventStatus;
 use chrono::{DateTime, Utc};
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS validation_runs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS validation_runs_by_event ON validation_runs(event_id, id);
+CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -72,14 +73,20 @@ enum Job {
     InsertEvent(Box<StoredEvent>, EventStatus, TransitionDetail),
     Transition(String, EventStatus, TransitionDetail),
     InsertValidation(Box<ValidationRun>),
-    RecordAlerts(Vec<AlertRecord>),
+    /// Alerts, and the rollback event they ask for, in one transaction.
+    RecordDelivery(
+        Vec<AlertRecord>,
+        Option<(Box<StoredEvent>, EventStatus, TransitionDetail)>,
+    ),
     RecordAudit(Box<AuditRecord>),
+    /// Overwrites the one row of `health_probe`: proves the disk takes writes.
+    Probe,
 }
 
 enum Done {
     Unit,
     Id(i64),
-    New(Vec<bool>),
+    Delivery(Delivery),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -164,14 +171,13 @@ impl SqliteStore {
     }
 
     pub async fn insert_event(&self, event: &Event, detail: TransitionDetail) -> Result<()> {
-        let stored = StoredEvent {
-            id: event.id.clone(),
-            request: event.request.clone(),
-            created_at: event.created_at,
-        };
-        self.submit(Job::InsertEvent(Box::new(stored), event.status, detail))
-            .await
-            .map(|_| ())
+        self.submit(Job::InsertEvent(
+            Box::new(StoredEvent::of(event)),
+            event.status,
+            detail,
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// Moves an event on; refused unless the life cycle allows the move.
@@ -194,10 +200,15 @@ impl SqliteStore {
     }
 
     /// Records alerts; for each, whether it was new (not a resend of an already recorded one).
-    pub async fn record_alerts(&self, alerts: Vec<AlertRecord>) -> Result<Vec<bool>> {
-        match self.submit(Job::RecordAlerts(alerts)).await? {
-            Done::New(v) => Ok(v),
-            _ => unreachable!("alert record returns flags"),
+    pub async fn record_delivery(
+        &self,
+        alerts: Vec<AlertRecord>,
+        event: Option<(&Event, TransitionDetail)>,
+    ) -> Result<Delivery> {
+        let event = event.map(|(e, d)| (Box::new(StoredEvent::of(e)), e.status, d));
+        match self.submit(Job::RecordDelivery(alerts, event)).await? {
+            Done::Delivery(d) => Ok(d),
+            _ => unreachable!("a delivery record returns its flags"),
         }
     }
 
@@ -321,6 +332,10 @@ impl SqliteStore {
 
     pub async fn list_validations(&self, q: ValidationQuery) -> Result<Vec<ValidationRun>> {
         self.read(move |c| query_validations(c, &q)).await
+    }
+
+    pub async fn probe(&self) -> Result<()> {
+        self.submit(Job::Probe).await.map(|_| ())
     }
 
     pub async fn record_audit(&self, record: AuditRecord) -> Result<i64> {
@@ -479,6 +494,34 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(Job, Reply)>, healthy: 
     }
 }
 
+fn insert_event(
+    c: &Connection,
+    ev: &StoredEvent,
+    status: EventStatus,
+    detail: &TransitionDetail,
+) -> Result<()> {
+    if !matches!(
+        status,
+        EventStatus::Pending | EventStatus::Suppressed | EventStatus::DryRun
+    ) {
+        return Err(StoreError::Invalid(format!(
+            "an event cannot start as {status}"
+        )));
+    }
+    c.prepare_cached("INSERT INTO rollback_events (id, created_at, created_ms, action, trigger_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.request.action.as_str(), ev.request.trigger_type.as_str(), to_json(ev)])?;
+    c.prepare_cached(
+        "INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        ev.id,
+        status.as_str(),
+        format_time(&ev.created_at),
+        to_json(detail)
+    ])?;
+    Ok(())
+}
+
 fn latest_status(c: &Connection, event_id: &str) -> Result<Option<EventStatus>> {
     let s: Option<String> = c
         .query_row(
@@ -494,18 +537,7 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
     let now = format_time(&Utc::now());
     match job {
         Job::InsertEvent(ev, status, detail) => {
-            if !matches!(
-                status,
-                EventStatus::Pending | EventStatus::Suppressed | EventStatus::DryRun
-            ) {
-                return Err(StoreError::Invalid(format!(
-                    "an event cannot start as {status}"
-                )));
-            }
-            c.prepare_cached("INSERT INTO rollback_events (id, created_at, created_ms, action, trigger_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.request.action.as_str(), ev.request.trigger_type.as_str(), to_json(ev)])?;
-            c.prepare_cached("INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![ev.id, status.as_str(), format_time(&ev.created_at), to_json(detail)])?;
+            insert_event(c, ev, *status, detail)?;
             Ok(Done::Unit)
         }
         Job::Transition(id, status, detail) => {
@@ -532,11 +564,11 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
             ])?;
             Ok(Done::Id(c.last_insert_rowid()))
         }
-        Job::RecordAlerts(alerts) => {
+        Job::RecordDelivery(alerts, event) => {
             let mut stmt = c.prepare_cached(
                 "INSERT OR IGNORE INTO webhook_alerts (fingerprint, starts_at, status, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut fresh = Vec::with_capacity(alerts.len());
+            let mut new = Vec::with_capacity(alerts.len());
             for a in alerts {
                 let n = stmt.execute(params![
                     a.fingerprint,
@@ -545,9 +577,30 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
                     format_time(&a.received_at),
                     to_json(a)
                 ])?;
-                fresh.push(n == 1);
+                new.push(n == 1);
             }
-            Ok(Done::New(fresh))
+            // The event goes in only for alerts this delivery was the first to record: a
+            // twin delivery that lost the race records nothing more.
+            let first = alerts
+                .iter()
+                .zip(&new)
+                .any(|(a, n)| *n && a.requests_rollback);
+            let event_recorded = match event {
+                Some((ev, status, detail)) if first => {
+                    insert_event(c, ev, *status, detail)?;
+                    true
+                }
+                _ => false,
+            };
+            Ok(Done::Delivery(Delivery {
+                new,
+                event_recorded,
+            }))
+        }
+        Job::Probe => {
+            c.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?1)")?
+                .execute([now])?;
+            Ok(Done::Unit)
         }
         Job::RecordAudit(rec) => {
             c.prepare_cached(
@@ -719,7 +772,7 @@ mod tests {
             requests_rollback: false,
             received_at: Utc::now(),
         };
-        s.record_alerts(vec![alert]).await.unwrap();
+        s.record_delivery(vec![alert], None).await.unwrap();
         let c = Connection::open(&path).unwrap();
         for sql in [
             "UPDATE rollback_events SET body = '{}'",
@@ -757,7 +810,7 @@ mod tests {
             let s = s.clone();
             let a = alert("f1", "firing");
             handles.push(tokio::spawn(async move {
-                s.record_alerts(vec![a]).await.unwrap()[0]
+                s.record_delivery(vec![a], None).await.unwrap().new[0]
             }));
         }
         let mut fresh = 0;
@@ -766,9 +819,10 @@ mod tests {
         }
         assert_eq!(fresh, 1, "exactly one of 50 concurrent deliveries is new");
         assert_eq!(
-            s.record_alerts(vec![alert("f1", "resolved"), alert("f2", "firing")])
+            s.record_delivery(vec![alert("f1", "resolved"), alert("f2", "firing")], None)
                 .await
-                .unwrap(),
+                .unwrap()
+                .new,
             vec![true, true]
         );
         assert_eq!(s.alert_keys(10).await.unwrap().len(), 3);
