@@ -233,3 +233,62 @@ async fn a_restart_inside_the_stability_window_resumes_the_watch_and_the_score()
     .await;
     assert_eq!(run["passed"], true, "{run}");
 }
+
+/// The cooldown after a restart counts on the boot clock: a wall clock that stepped forward
+/// (here: the last rollback's wall time an hour back, 10 s back on the boot clock) does not
+/// cancel it.
+#[tokio::test]
+async fn a_wall_clock_step_at_start_does_not_cancel_the_cooldown() {
+    use rollbackd::domain::{Action, EventStatus, TriggerType};
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+    let up: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    {
+        let store = rollbackd::store::Store::open(&dir.path().join("history.db")).unwrap();
+        let request = rollbackd::store::EventRequest {
+            action: Action::Rollback,
+            trigger_type: TriggerType::Watchdog,
+            source: "watchdog".into(),
+            reason: "before the clock step".into(),
+            actor: "rollbackd".into(),
+            dry_run: false,
+            alert_names: vec![],
+            fingerprints: vec![],
+            conditions: vec![],
+            mode_before: Some("session_targeted".into()),
+            parameters_before: None,
+            target_mode: "universal_cycle_4".into(),
+            target_parameters: Default::default(),
+        };
+        let mut ev = rollbackd::store::Event::new(
+            "before-step".into(),
+            request,
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            EventStatus::Pending,
+        );
+        ev.clock = Some(rollbackd::store::ClockMark {
+            boot_id: boot_id.trim().into(),
+            since_boot_ms: ((up - 10.0) * 1000.0) as u64,
+        });
+        store.insert_event(&ev, Default::default()).await.unwrap();
+        for s in [
+            EventStatus::Executing,
+            EventStatus::Validating,
+            EventStatus::Completed,
+        ] {
+            store
+                .transition("before-step", s, Default::default())
+                .await
+                .unwrap();
+        }
+    }
+    let app = TestApp::start(&sim.url, dir.path(), &Options::default()).await;
+    let (_, s) = app.get("/api/v1/status").await;
+    let left = s["cooldown_remaining_seconds"].as_f64().unwrap();
+    assert!(
+        (800.0..=900.0).contains(&left),
+        "15 min cooldown, 10 s of it gone by the boot clock, not an hour by the wall clock: {left}"
+    );
+}

@@ -134,12 +134,14 @@ impl Engine {
             target_mode: target_mode.into(),
             target_parameters,
         };
-        Event::new(
+        let mut event = Event::new(
             uuid::Uuid::now_v7().to_string(),
             request,
             Utc::now(),
             status,
-        )
+        );
+        event.clock = super::clock_mark();
+        event
     }
 
     /// The guard's decision for `req`, and what to record with it.

@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::domain::lifecycle::{Arming, PathState};
 use crate::events::{EngineEvent, Rejection};
 use crate::metrics::{Metrics, Probe};
-use crate::store::{EventQuery, Store, StoreError};
+use crate::store::{ClockMark, EventQuery, Store, StoreError};
 use crate::target::TargetClient;
 use crate::views::{StatusView, TriggersView, WebhookOutcome};
 use arc_swap::ArcSwap;
@@ -68,6 +68,33 @@ pub enum NotReady {
     StorageFailed,
     #[error("shutting down")]
     ShuttingDown,
+}
+
+/// Where this machine's boot clock stands: `/proc/uptime` counts from boot (suspend included)
+/// and does not step with the wall clock. `None` where it cannot be read.
+pub(super) fn clock_mark() -> Option<ClockMark> {
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    Some(ClockMark {
+        boot_id: boot_id.trim().to_owned(),
+        since_boot_ms: (secs * 1000.0) as u64,
+    })
+}
+
+/// How long ago `event` was created: on the boot clock when both marks are of this boot (a
+/// wall-clock step at start cannot cancel a cooldown), else by the wall clock.
+fn age_ms(
+    event: &crate::store::Event,
+    now: chrono::DateTime<chrono::Utc>,
+    here: Option<&ClockMark>,
+) -> u64 {
+    match (&event.clock, here) {
+        (Some(then), Some(now_mark)) if then.boot_id == now_mark.boot_id => {
+            now_mark.since_boot_ms.saturating_sub(then.since_boot_ms)
+        }
+        _ => (now - event.created_at).num_milliseconds().max(0) as u64,
+    }
 }
 
 /// Subscribers that fall this many messages behind are dropped.
@@ -161,9 +188,7 @@ impl Engine {
     async fn resume(&self) -> Result<(), StoreError> {
         let last = self.0.store.last_executed().await?;
         if let Some(last) = &last {
-            let age = (chrono::Utc::now() - last.created_at)
-                .num_milliseconds()
-                .max(0) as u64;
+            let age = age_ms(last, chrono::Utc::now(), clock_mark().as_ref());
             let at = self.now_ms().saturating_sub(age);
             self.execution().guard.set_last_execution_ms(at);
         }

@@ -94,6 +94,9 @@ pub struct Event {
     #[serde(flatten)]
     pub request: EventRequest,
     pub created_at: DateTime<Utc>,
+    /// Where on this machine's boot clock it was created (not shown in the API).
+    #[serde(skip)]
+    pub clock: Option<ClockMark>,
     pub status: EventStatus,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -121,6 +124,7 @@ impl Event {
             id,
             request,
             created_at,
+            clock: None,
             status,
             updated_at: created_at,
             finished_at: None,
@@ -150,6 +154,14 @@ impl Event {
     }
 }
 
+/// A point on the machine's boot clock (seconds since boot, suspend included) and which boot:
+/// ages measured on it survive a restart of rollbackd and ignore wall-clock steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClockMark {
+    pub boot_id: String,
+    pub since_boot_ms: u64,
+}
+
 /// What `rollback_events.body` holds: the event as created.
 #[derive(Serialize, Deserialize)]
 struct StoredEvent {
@@ -157,6 +169,8 @@ struct StoredEvent {
     #[serde(flatten)]
     request: EventRequest,
     created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock: Option<ClockMark>,
 }
 
 impl StoredEvent {
@@ -165,7 +179,14 @@ impl StoredEvent {
             id: e.id.clone(),
             request: e.request.clone(),
             created_at: e.created_at,
+            clock: e.clock.clone(),
         }
+    }
+
+    fn into_event(self, status: EventStatus) -> Event {
+        let mut e = Event::new(self.id, self.request, self.created_at, status);
+        e.clock = self.clock;
+        e
     }
 }
 

@@ -402,7 +402,7 @@ fn query_events(
         let status = parse_status(&status)?;
         let at = parse_time(&at)?;
         let detail: TransitionDetail = from_json(&detail)?;
-        Ok(Event::new(stored.id, stored.request, stored.created_at, status).at(status, at, detail))
+        Ok(stored.into_event(status).at(status, at, detail))
     })
     .collect()
 }
