@@ -140,15 +140,16 @@ async fn js(c: &Client, expr: &str) -> serde_json::Value {
 }
 
 async fn setup(auth: bool) -> (TestSim, TestApp, tempfile::TempDir, Browser) {
-    let Env { app, sim, dir } = spawn(
-        Scenario::Steady,
-        &Options {
-            automatic_rollback: false,
-            auth,
-            ..Default::default()
-        },
-    )
-    .await;
+    setup_with(Options {
+        automatic_rollback: false,
+        auth,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn setup_with(options: Options) -> (TestSim, TestApp, tempfile::TempDir, Browser) {
+    let Env { app, sim, dir } = spawn(Scenario::Steady, &options).await;
     app.first_poll().await;
     let b = browser().await;
     b.client.goto(&format!("{}/", app.url)).await.unwrap();
@@ -474,6 +475,9 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
         "a dismissed reason is not kept for the next rollback"
     );
     press(c, "rolled back from the keyboard").await;
+    // No token in this tab: the dialog asks for one right after the reason.
+    press(c, TAB).await;
+    assert_eq!(active_id(c).await, "rollback-token");
     for _ in 0..3 {
         press(c, TAB).await;
     }
@@ -484,5 +488,914 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["reason"], "rolled back from the keyboard");
     assert_eq!(sim.sim.switches().len(), 1);
+    b.client.close().await.unwrap();
+}
+
+// ---- layout, screenshots and the DevTools protocol ----------------------------------------
+
+/// A Chrome DevTools Protocol command, sent through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &reqwest::Url,
+        session: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        let session = session.expect("a CDP command needs a session");
+        base.join(&format!("session/{session}/goog/cdp/execute"))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+async fn cdp(c: &Client, cmd: &'static str, params: serde_json::Value) {
+    c.issue_cmd(Cdp { cmd, params })
+        .await
+        .unwrap_or_else(|e| panic!("chromedriver refused {cmd}: {e}"));
+}
+
+/// The two screens the console is checked on: a desktop and a phone.
+const SIZES: [(u32, u32); 2] = [(1280, 800), (390, 844)];
+
+/// Makes the viewport exactly `w` x `h` CSS pixels at one device pixel per CSS pixel.
+async fn viewport(c: &Client, (w, h): (u32, u32)) {
+    cdp(
+        c,
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": w, "height": h, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    let expr = format!("window.innerWidth === {w} && window.innerHeight === {h}");
+    wait_js(c, &format!("a {w}x{h} viewport"), &expr).await;
+}
+
+/// Switches `prefers-color-scheme` as the system would.
+async fn color_scheme(c: &Client, scheme: &str) {
+    cdp(
+        c,
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+    )
+    .await;
+    let expr = format!("matchMedia('(prefers-color-scheme: {scheme})').matches");
+    wait_js(c, &format!("the {scheme} scheme"), &expr).await;
+}
+
+/// Saves a screenshot for people to look at (under the target dir) and checks it is a PNG of
+/// the viewport's size; the layout itself is judged by the assertions around it.
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert_eq!(&png[1..4], b"PNG", "{name}: not a PNG");
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let (w, h) = (
+        js(c, "window.innerWidth").await,
+        js(c, "window.innerHeight").await,
+    );
+    assert_eq!(
+        (dim(16) as u64, dim(20) as u64),
+        (w.as_u64().unwrap(), h.as_u64().unwrap()),
+        "{name}: the screenshot is not the viewport"
+    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Whether the element matching `selector` is shown and wholly inside the viewport.
+async fn in_view(c: &Client, selector: &str) -> bool {
+    let expr = format!(
+        "(e => !!e && e.getClientRects().length > 0 && (r => r.top >= 0 && r.left >= 0 && \
+           r.bottom <= window.innerHeight && r.right <= window.innerWidth)(e.getBoundingClientRect()))\
+         (document.querySelector({selector:?}))"
+    );
+    js(c, &expr).await == json!(true)
+}
+
+async fn assert_no_sideways_scroll(c: &Client, size: &str) {
+    let (scroll, inner) = (
+        js(c, "document.documentElement.scrollWidth").await,
+        js(c, "window.innerWidth").await,
+    );
+    assert!(
+        scroll.as_f64().unwrap() <= inner.as_f64().unwrap(),
+        "{size}: the page scrolls sideways ({scroll} > {inner})"
+    );
+}
+
+/// Every visible disabled button is described by visible text that says why.
+async fn assert_disabled_buttons_say_why(c: &Client, when: &str) {
+    let unexplained = js(
+        c,
+        "[...document.querySelectorAll('button:disabled')].filter(b => b.getClientRects().length).filter(b => {\
+           const why = document.getElementById(b.getAttribute('aria-describedby') || '');\
+           return !why || !why.getClientRects().length || !why.textContent.trim();\
+         }).map(b => b.id)",
+    )
+    .await;
+    assert_eq!(
+        unexplained,
+        json!([]),
+        "{when}: disabled without a visible reason"
+    );
+}
+
+fn said_text(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Starts recording what the live region says from now on.
+async fn record_announcements(c: &Client) {
+    js(
+        c,
+        "(window.__said = [], new MutationObserver(ms => ms.forEach(m => m.addedNodes.forEach(n => \
+           window.__said.push(n.textContent)))).observe(document.getElementById('announcer'), \
+           {childList: true}), true)",
+    )
+    .await;
+}
+
+async fn announcements(c: &Client) -> Vec<String> {
+    said_text(&js(c, "window.__said").await)
+}
+
+/// Scrolls an element of the page to the middle of the screen, clear of the sticky bar
+/// (WebDriver clicks what is in view, even under a sticky bar), and clicks it.
+async fn click_in_page(c: &Client, id: &str) {
+    let expr =
+        format!("document.getElementById('{id}').scrollIntoView({{block: 'center'}}) ?? true");
+    js(c, &expr).await;
+    click(c, id).await;
+}
+
+async fn open_dialog_and_confirm(c: &Client, button: &str, dialog: &str, name: &str, reason: &str) {
+    click_in_page(c, button).await;
+    wait_dialog(c, dialog, true).await;
+    type_into(c, &format!("{name}-reason"), reason).await;
+    let confirm = format!("confirm-{name}");
+    let expr = format!("!document.getElementById('{confirm}').disabled");
+    wait_js(c, "confirm enabled", &expr).await;
+    click(c, &confirm).await;
+    wait_dialog(c, dialog, false).await;
+}
+
+// ---- the tests -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone() {
+    let (_sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    // A long history, so that the page scrolls at both sizes.
+    for i in 0..12 {
+        let body = json!({"reason": format!("dry run {i}"), "dry_run": true});
+        assert_eq!(app.post("/api/v1/rollback", body, None).await.0, 200);
+    }
+    for size in SIZES {
+        let name = format!("{}x{}", size.0, size.1);
+        viewport(c, size).await;
+        c.goto(&format!("{}/", app.url)).await.unwrap();
+        wait_js(
+            c,
+            "the history and an enabled button",
+            "document.querySelectorAll('#history .history-item').length >= 12 && \
+             !document.getElementById('emergency-rollback').disabled",
+        )
+        .await;
+        assert!(
+            js(
+                c,
+                "document.documentElement.scrollHeight > window.innerHeight * 1.5"
+            )
+            .await
+                == json!(true),
+            "{name}: the page is too short to prove anything"
+        );
+        assert!(
+            in_view(c, "#emergency-rollback").await,
+            "{name}: below the fold"
+        );
+        screenshot(c, &format!("sticky-top-{name}")).await;
+
+        js(
+            c,
+            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
+        )
+        .await;
+        wait_js(c, "scrolled to the end", "window.scrollY > 0").await;
+        assert!(
+            in_view(c, "#emergency-rollback").await,
+            "{name}: scrolled away"
+        );
+        assert_no_sideways_scroll(c, &name).await;
+        screenshot(c, &format!("sticky-bottom-{name}")).await;
+        let share = js(
+            c,
+            "document.getElementById('sticky').getBoundingClientRect().height / window.innerHeight",
+        )
+        .await;
+        assert!(
+            share.as_f64().unwrap() < 0.3,
+            "{name}: the sticky bar takes {share} of the screen"
+        );
+
+        // It covers nothing for good: each block can be brought into view and seen.
+        let hidden = js(
+            c,
+            "[...document.querySelectorAll('[data-condition], main section, #history .history-item')].filter(e => {\
+               e.scrollIntoView({block: 'start'});\
+               const r = e.getBoundingClientRect();\
+               const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 8));\
+               return !hit || !e.contains(hit);\
+             }).map(e => e.id || e.className)",
+        )
+        .await;
+        assert_eq!(hidden, json!([]), "{name}: covered by the sticky bar");
+
+        // From where the operator is, the click opens the dialog without scrolling.
+        js(
+            c,
+            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
+        )
+        .await;
+        let y = js(c, "window.scrollY").await;
+        click(c, "emergency-rollback").await;
+        wait_dialog(c, "confirm-dialog", true).await;
+        assert_eq!(
+            js(c, "window.scrollY").await,
+            y,
+            "{name}: the click had to scroll"
+        );
+        click(c, "cancel-rollback").await;
+        wait_dialog(c, "confirm-dialog", false).await;
+    }
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_only() {
+    let (sim, app, _dir, b) = setup(true).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    assert_eq!(
+        js(c, "sessionStorage.getItem('rollbackd.token')").await,
+        json!(null)
+    );
+
+    click(c, "emergency-rollback").await;
+    wait_dialog(c, "confirm-dialog", true).await;
+    assert!(
+        in_view(c, "#rollback-token").await,
+        "the dialog asks for the token"
+    );
+    assert_eq!(active_id(c).await, "rollback-reason");
+    type_into(c, "rollback-reason", "losses on desk 7").await;
+    type_into(c, "rollback-token", OPS_TOKEN).await;
+    click(c, "confirm-rollback").await;
+    wait_js(c, "the completed rollback", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('losses on desk 7') && e.textContent.includes('completed'))").await;
+    let events = app.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["actor"], "ops",
+        "sent with the token typed in the dialog"
+    );
+    assert_eq!(sim.sim.switches().len(), 1);
+    assert_eq!(
+        js(c, "sessionStorage.getItem('rollbackd.token')").await,
+        OPS_TOKEN
+    );
+    assert_eq!(
+        js(c, "localStorage.length").await,
+        0,
+        "never in localStorage"
+    );
+    assert_eq!(
+        js(c, "document.getElementById('token-state').textContent").await,
+        "Token set for this tab."
+    );
+
+    // Restore needs an admin: the operator token is refused, and the dialog comes back with
+    // the reason kept and the token asked for.
+    wait_js(
+        c,
+        "restore enabled",
+        "!document.getElementById('restore').disabled",
+    )
+    .await;
+    click(c, "restore").await;
+    wait_dialog(c, "restore-dialog", true).await;
+    assert_eq!(
+        js(
+            c,
+            "document.getElementById('restore-token').getClientRects().length"
+        )
+        .await,
+        0,
+        "a token is set: the dialog does not ask"
+    );
+    type_into(c, "restore-reason", "desk 7 is fine again").await;
+    click(c, "confirm-restore").await;
+    wait_js(c, "the dialog back with the refusal", "document.getElementById('restore-dialog').open && document.querySelector('#restore-dialog .dialog-error').textContent.includes('may not')").await;
+    assert_eq!(active_id(c).await, "restore-token");
+    assert_eq!(
+        js(c, "document.getElementById('restore-reason').value").await,
+        "desk 7 is fine again"
+    );
+    assert_eq!(
+        app.events().await.len(),
+        1,
+        "nothing recorded for the refusal"
+    );
+    type_into(c, "restore-token", ADMIN_TOKEN).await;
+    click(c, "confirm-restore").await;
+    wait_js(c, "the completed restore", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('desk 7 is fine again') && e.textContent.includes('completed'))").await;
+    let events = app.events().await;
+    assert_eq!(events[0]["action"], "restore");
+    assert_eq!(events[0]["actor"], "boss");
+    assert_eq!(
+        js(c, "sessionStorage.getItem('rollbackd.token')").await,
+        ADMIN_TOKEN
+    );
+    assert_eq!(js(c, "localStorage.length").await, 0);
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_disabled_control_says_why_in_visible_text() {
+    let (sim, _app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    assert_disabled_buttons_say_why(c, "steady").await;
+    assert!(
+        js(c, "document.getElementById('restore-why').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("Nothing to restore"),
+        "restore says why it is off"
+    );
+    click(c, "emergency-rollback").await;
+    wait_dialog(c, "confirm-dialog", true).await;
+    assert_disabled_buttons_say_why(c, "the dialog without a reason").await;
+    click(c, "cancel-rollback").await;
+    wait_dialog(c, "confirm-dialog", false).await;
+
+    drop(sim); // the trading system goes away
+    wait_js(
+        c,
+        "the button disabled",
+        "document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    for size in SIZES {
+        let name = format!("{}x{}", size.0, size.1);
+        viewport(c, size).await;
+        let why = js(
+            c,
+            "document.getElementById('emergency-rollback-why').textContent",
+        )
+        .await;
+        assert!(
+            why.as_str().unwrap().contains("unreachable"),
+            "{name}: {why}"
+        );
+        assert!(
+            in_view(c, "#emergency-rollback-why").await,
+            "{name}: the reason is out of view"
+        );
+        // Next to the control: in the same bar, right beside or under it.
+        let gap = js(
+            c,
+            "(b => (w => Math.max(0, w.top - b.bottom, w.left - b.right))(document.getElementById('emergency-rollback-why').getBoundingClientRect()))\
+             (document.getElementById('emergency-rollback').getBoundingClientRect())",
+        )
+        .await;
+        assert!(
+            gap.as_f64().unwrap() <= 24.0,
+            "{name}: the reason is {gap}px away from the button"
+        );
+        assert_eq!(
+            js(c, "document.getElementById('emergency-rollback').title").await,
+            "",
+            "{name}: not a tooltip"
+        );
+        assert_disabled_buttons_say_why(c, &name).await;
+        screenshot(c, &format!("target-down-{name}")).await;
+    }
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn critical_with_no_automatic_path_armed_shows_a_banner_and_paths_can_be_disarmed_and_armed()
+{
+    // The watchdog is off in the config; Alertmanager acts.
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the paths",
+        "document.getElementById('path-alertmanager-state').textContent === 'acts automatically'",
+    )
+    .await;
+    assert_eq!(
+        js(
+            c,
+            "document.getElementById('path-watchdog-state').textContent"
+        )
+        .await,
+        "off in config"
+    );
+    let words = js(c, "document.getElementById('health').innerText + ' ' + document.getElementById('automation').innerText").await;
+    assert!(
+        !words.as_str().unwrap().to_lowercase().contains("manual"),
+        "nothing reads manual while Alertmanager can act: {words}"
+    );
+    assert_eq!(
+        js(c, "document.getElementById('h-automation').textContent").await,
+        "Alertmanager"
+    );
+    assert_disabled_buttons_say_why(c, "watchdog off in config").await;
+
+    record_announcements(c).await;
+    open_dialog_and_confirm(
+        c,
+        "disarm-all",
+        "automation-dialog",
+        "automation",
+        "maintenance on the feed",
+    )
+    .await;
+    wait_js(
+        c,
+        "alertmanager disarmed",
+        "document.getElementById('path-alertmanager-state').textContent === 'disarmed'",
+    )
+    .await;
+    wait_js(
+        c,
+        "manual only in the header",
+        "document.getElementById('h-automation').textContent.includes('manual only')",
+    )
+    .await;
+    let (_, status) = app.get("/api/v1/status").await;
+    assert_eq!(status["automation"]["manual_only"], true);
+    let (_, audit) = app.get("/api/v1/audit?kind=disarm_all").await;
+    assert_eq!(audit["records"][0]["reason"], "maintenance on the feed");
+    wait_js(
+        c,
+        "the disarm announced",
+        "window.__said.some(s => s.includes('disarmed'))",
+    )
+    .await;
+
+    assert_eq!(
+        js(c, "document.getElementById('critical-banner').hidden").await,
+        true
+    );
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the banner",
+        "!document.getElementById('critical-banner').hidden",
+    )
+    .await;
+    let banner = js(c, "document.getElementById('critical-banner').textContent").await;
+    assert!(
+        banner
+            .as_str()
+            .unwrap()
+            .contains("Walk-Forward Stability is critical and no automatic rollback is armed"),
+        "{banner}"
+    );
+    assert_ne!(
+        js(c, "document.getElementById('h-ready').className").await,
+        "good",
+        "not green"
+    );
+    for size in SIZES {
+        let name = format!("{}x{}", size.0, size.1);
+        viewport(c, size).await;
+        js(
+            c,
+            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
+        )
+        .await;
+        assert!(
+            in_view(c, "#critical-banner").await,
+            "{name}: the banner is out of view"
+        );
+        assert!(
+            in_view(c, "#emergency-rollback").await,
+            "{name}: the button is out of view"
+        );
+        assert_no_sideways_scroll(c, &name).await;
+        screenshot(c, &format!("critical-manual-only-{name}")).await;
+    }
+
+    // Arming Alertmanager again: something acts, the banner goes.
+    open_dialog_and_confirm(
+        c,
+        "arm-alertmanager",
+        "automation-dialog",
+        "automation",
+        "feed is back",
+    )
+    .await;
+    wait_js(
+        c,
+        "alertmanager acts",
+        "document.getElementById('path-alertmanager-state').textContent === 'acts automatically'",
+    )
+    .await;
+    wait_js(
+        c,
+        "the banner gone",
+        "document.getElementById('critical-banner').hidden",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.getElementById('h-automation').textContent").await,
+        "Alertmanager"
+    );
+    let (_, audit) = app.get("/api/v1/audit?kind=arm").await;
+    assert_eq!(audit["records"][0]["reason"], "feed is back");
+    assert!(app.events().await.is_empty(), "arming rolls nothing back");
+    b.client.close().await.unwrap();
+}
+
+/// Seconds in the first "m:ss" of the element's text.
+fn clock_seconds(id: &str) -> String {
+    format!(
+        "(m => m ? Number(m[1]) * 60 + Number(m[2]) : -1)\
+         (document.getElementById('{id}').textContent.match(/(\\d+):(\\d\\d)/))"
+    )
+}
+
+#[tokio::test]
+async fn after_a_restore_the_cooldown_counts_down_and_a_suppressed_trigger_is_explained() {
+    let (sim, app, _dir, b) = setup_with(Options {
+        automatic_rollback: true,
+        cooldown: "15m",
+        ..Default::default()
+    })
+    .await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "no cooldown yet",
+        "document.getElementById('h-cooldown').textContent === 'none'",
+    )
+    .await;
+    let reason = json!({"reason": "manual drill"});
+    assert_eq!(
+        app.post("/api/v1/rollback", reason.clone(), None).await.0,
+        200
+    );
+    assert_eq!(app.post("/api/v1/restore", reason, None).await.0, 200);
+
+    let seconds = clock_seconds("h-cooldown");
+    wait_js(c, "the cooldown shown", &format!("{seconds} > 0")).await;
+    let first = js(c, &seconds).await.as_i64().unwrap();
+    assert!(
+        (800..=900).contains(&first),
+        "{first}s of a 15 minute cooldown"
+    );
+    wait_js(c, "the countdown to tick", &format!("{seconds} < {first}")).await;
+    let (_, status) = app.get("/api/v1/status").await;
+    let server = status["cooldown_remaining_seconds"].as_f64().unwrap();
+    let shown = js(c, &seconds).await.as_f64().unwrap();
+    assert!(
+        (shown - server).abs() <= 5.0,
+        "shown {shown}s, the daemon says {server}s"
+    );
+    assert_eq!(
+        js(c, "performance.getEntriesByType('navigation').length").await,
+        1,
+        "no reload"
+    );
+
+    // The watchdog sees a critical condition but the cooldown holds it: the banner says so.
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the suppressed trigger in the banner",
+        "document.getElementById('critical-banner').textContent.includes('suppressed')",
+    )
+    .await;
+    let banner = js(c, "document.getElementById('critical-banner').textContent").await;
+    let banner = banner.as_str().unwrap();
+    assert!(banner.contains("held by the cooldown for"), "{banner}");
+    assert!(
+        banner.contains("The latest watchdog trigger was suppressed: the cooldown after the last rollback was running."),
+        "{banner}"
+    );
+    let events = app.events().await;
+    assert_eq!(events[0]["status"], "suppressed");
+    assert_eq!(events[0]["suppressed_reason"], "cooldown");
+    for size in SIZES {
+        viewport(c, size).await;
+        assert!(
+            in_view(c, "#critical-banner").await,
+            "{size:?}: the banner is out of view"
+        );
+        screenshot(c, &format!("cooldown-{}x{}", size.0, size.1)).await;
+    }
+    b.client.close().await.unwrap();
+}
+
+/// The chart of one condition: its point count, threshold lines and latest point.
+fn chart_of(condition: &str) -> String {
+    format!(
+        "(s => ({{points: Number(s.dataset.points), warn: Number(s.querySelector('.th.warn').getAttribute('y1')),\
+           crit: Number(s.querySelector('.th.crit').getAttribute('y1')),\
+           last: Number(s.querySelector('.series').getAttribute('points').trim().split(' ').pop().split(',')[1])}}))\
+         (document.querySelector('[data-condition=\"{condition}\"] svg.chart'))"
+    )
+}
+
+#[tokio::test]
+async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
+    let (sim, _app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    js(c, "(window.__csp = [], document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective)), true)").await;
+    wait_js(
+        c,
+        "a chart with points in every card",
+        "[...document.querySelectorAll('[data-condition]')].filter(e => Number((e.querySelector('svg.chart') || {dataset: {}}).dataset.points) >= 2).length === 4",
+    )
+    .await;
+    let stability = chart_of("walk_forward_stability");
+    let drawdown = chart_of("max_drawdown");
+    // Stability triggers below its thresholds: critical (40) is drawn under warning (50).
+    assert_eq!(
+        js(
+            c,
+            &format!("(c => c.crit > c.warn && c.last < c.warn)({stability})")
+        )
+        .await,
+        true
+    );
+    // Drawdown triggers above: critical (5%) is drawn over warning (3.5%).
+    assert_eq!(
+        js(
+            c,
+            &format!("(c => c.crit < c.warn && c.last > c.warn)({drawdown})")
+        )
+        .await,
+        true
+    );
+
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the latest point under the critical line",
+        &format!("(c => c.last > c.crit)({stability})"),
+    )
+    .await;
+    wait_js(
+        c,
+        "the last 60 values",
+        &format!("{stability}.points === 60"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // ten more polls
+    assert_eq!(
+        js(c, &format!("{stability}.points")).await,
+        60,
+        "only the last 60 are kept"
+    );
+    assert_eq!(
+        js(c, "document.querySelector('[data-condition=\"walk_forward_stability\"] .series').getAttribute('points').trim().split(' ').length").await,
+        60
+    );
+    let label = js(c, "document.querySelector('[data-condition=\"walk_forward_stability\"] svg.chart').getAttribute('aria-label')").await;
+    assert!(label.as_str().unwrap().contains("critical < 40"), "{label}");
+    assert_eq!(
+        js(c, "document.querySelectorAll('[style]').length").await,
+        0,
+        "no inline style"
+    );
+    assert_eq!(js(c, "window.__csp").await, json!([]), "no CSP violation");
+    for size in SIZES {
+        let name = format!("{}x{}", size.0, size.1);
+        viewport(c, size).await;
+        let outside = js(
+            c,
+            "[...document.querySelectorAll('svg.chart')].filter(s => (r => (p => r.left < p.left || r.right > p.right)\
+               (s.closest('.card').getBoundingClientRect()))(s.getBoundingClientRect()) || s.getBoundingClientRect().height < 20).length",
+        )
+        .await;
+        assert_eq!(
+            outside, 0,
+            "{name}: a chart sticks out of its card or is flat"
+        );
+        assert_no_sideways_scroll(c, &name).await;
+        screenshot(c, &format!("charts-{name}")).await;
+    }
+    b.client.close().await.unwrap();
+}
+
+/// Contrast of every visible text (and form field) against the background it is drawn on,
+/// from the computed styles; disabled controls are exempt (WCAG 1.4.3).
+const CONTRAST_FAILURES: &str = r#"(() => {
+  const parse = (c) => { const p = c.match(/[\d.]+/g).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const background = (e) => {
+    const layers = [];
+    for (; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    return layers.reverse().reduce((bg, layer) => over(layer, bg), [255, 255, 255, 1]);
+  };
+  const lum = (c) => { const f = (v) => (v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const ratio = (a, b) => { const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x); return (hi + 0.05) / (lo + 0.05); };
+  const elements = new Set(document.querySelectorAll('input, textarea'));
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) if (walk.currentNode.textContent.trim()) elements.add(walk.currentNode.parentElement);
+  const failures = [];
+  let checked = 0;
+  for (const e of elements) {
+    if (!e.getClientRects().length || e.closest('.visually-hidden, :disabled, svg')) continue;
+    const bg = background(e), fg = over(parse(getComputedStyle(e).color), bg), r = ratio(fg, bg);
+    checked++;
+    if (r < 4.5) failures.push((e.id || e.className || e.tagName) + ' "' + e.textContent.trim().slice(0, 30) + '" ' + r.toFixed(2));
+  }
+  return {checked, failures, bodyLuminance: lum(background(document.body))};
+})()"#;
+
+#[tokio::test]
+async fn light_and_dark_themes_keep_wcag_aa_text_contrast() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    // Every kind of text on screen: a warning and a critical card, a completed rollback with its
+    // validation, a suppressed attempt, path states, the banner and an error message.
+    sim.put(
+        "/v1/sim/metrics",
+        json!({"walk_forward_stability": 45.0, "max_drawdown": 6.0}),
+    )
+    .await;
+    let drill = json!({"reason": "contrast drill"});
+    assert_eq!(
+        app.post("/api/v1/rollback", drill.clone(), None).await.0,
+        200
+    );
+    assert_eq!(
+        app.post("/api/v1/rollback", drill.clone(), None).await.0,
+        409
+    );
+    let r = app.post("/api/v1/restore", drill.clone(), None).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(
+        app.post("/api/v1/automation/disarm-all", drill, None)
+            .await
+            .0,
+        200
+    );
+    wait_js(c, "the banner", "!document.getElementById('critical-banner').hidden && document.querySelectorAll('#validations .validation-item').length > 0 && document.querySelectorAll('#history .badge.suppressed').length > 0").await;
+    for scheme in ["dark", "light"] {
+        color_scheme(c, scheme).await;
+        for size in SIZES {
+            viewport(c, size).await;
+            let r = js(c, CONTRAST_FAILURES).await;
+            assert!(r["checked"].as_u64().unwrap() > 40, "{scheme}: {r}");
+            assert_eq!(
+                r["failures"],
+                json!([]),
+                "{scheme} {size:?}: text under 4.5:1"
+            );
+            let body = r["bodyLuminance"].as_f64().unwrap();
+            match scheme {
+                "dark" => assert!(body < 0.05, "the dark theme is not dark: {body}"),
+                _ => assert!(body > 0.8, "the light theme is not light: {body}"),
+            }
+            screenshot(c, &format!("theme-{scheme}-{}x{}", size.0, size.1)).await;
+        }
+        // And the dialogs, over their backdrop.
+        click(c, "emergency-rollback").await;
+        wait_dialog(c, "confirm-dialog", true).await;
+        let r = js(c, CONTRAST_FAILURES).await;
+        assert_eq!(
+            r["failures"],
+            json!([]),
+            "{scheme}: the dialog's text under 4.5:1"
+        );
+        click(c, "cancel-rollback").await;
+        wait_dialog(c, "confirm-dialog", false).await;
+    }
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_changes_are_announced_in_one_polite_live_region() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    wait_js(
+        c,
+        "the cards",
+        "document.querySelectorAll('[data-condition]').length === 4",
+    )
+    .await;
+    let regions = js(
+        c,
+        "[...document.querySelectorAll('[aria-live], [role=status], [role=log], [role=alert], [role=marquee], [role=timer]')]\
+           .map(e => e.id + ':' + (e.getAttribute('aria-live') || ''))",
+    )
+    .await;
+    assert_eq!(
+        regions,
+        json!(["announcer:polite"]),
+        "one polite live region"
+    );
+    let live_containers = js(
+        c,
+        "['grid', 'history', 'validations', 'paths', 'health'].filter(id => document.getElementById(id)\
+           .closest('[aria-live], [role=status], [role=log], [role=alert]'))",
+    )
+    .await;
+    assert_eq!(live_containers, json!([]), "grid and lists are not live");
+
+    record_announcements(c).await;
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the card critical",
+        &format!("{CARD}.dataset.status === 'critical'"),
+    )
+    .await;
+    wait_js(c, "an announcement", "window.__said.length > 0").await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // ten more polls re-render the grid
+    let said = announcements(c).await;
+    assert_eq!(
+        said,
+        vec!["Walk-Forward Stability is now critical (31.5).".to_owned()],
+        "one message for one status change"
+    );
+
+    // A path disarmed, a rollback started and ended: each said, briefly.
+    let body = json!({"path": "alertmanager", "armed": false, "reason": "drill"});
+    assert_eq!(app.post("/api/v1/automation", body, None).await.0, 200);
+    wait_js(
+        c,
+        "the disarm announced",
+        "window.__said.some(s => s.includes('Alertmanager disarmed'))",
+    )
+    .await;
+    assert_eq!(
+        app.post("/api/v1/rollback", json!({"reason": "drill"}), None)
+            .await
+            .0,
+        200
+    );
+    wait_js(
+        c,
+        "the rollback announced",
+        "window.__said.some(s => s.includes('Rollback completed'))",
+    )
+    .await;
+    let said = announcements(c).await;
+    assert!(
+        said.iter().any(|s| s.contains("Rollback started")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().all(|s| s.len() < 200),
+        "short messages: {said:?}"
+    );
+    assert_eq!(
+        js(
+            c,
+            "document.getElementById('announcer').children.length <= 5"
+        )
+        .await,
+        true,
+        "old messages are dropped"
+    );
     b.client.close().await.unwrap();
 }
