@@ -84,12 +84,16 @@ async fn browser() -> Browser {
     }
 }
 
-/// Polls a JavaScript expression until it returns true.
+/// Polls a JavaScript expression until it returns true (an expression that throws, say on an
+/// element not rendered yet, counts as false).
 async fn wait_js(c: &Client, what: &str, expr: &str) {
     let start = Instant::now();
     loop {
         let v = c
-            .execute(&format!("return !!({expr});"), vec![])
+            .execute(
+                &format!("try {{ return !!({expr}); }} catch (_) {{ return false; }}"),
+                vec![],
+            )
             .await
             .unwrap();
         if v == json!(true) {
@@ -832,6 +836,87 @@ async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_
         ADMIN_TOKEN
     );
     assert_eq!(js(c, "localStorage.length").await, 0);
+
+    // Token forgotten, the field left empty: the 401 brings the dialog back, reason kept, and
+    // now it will not send without a token.
+    click_in_page(c, "forget-token").await;
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    click(c, "emergency-rollback").await;
+    wait_dialog(c, "confirm-dialog", true).await;
+    type_into(c, "rollback-reason", "losses on desk 9").await;
+    click(c, "confirm-rollback").await;
+    wait_js(c, "the dialog back with the refusal", "document.getElementById('confirm-dialog').open && document.querySelector('#confirm-dialog .dialog-error').textContent.includes('A token is required')").await;
+    assert_eq!(active_id(c).await, "rollback-token");
+    assert_eq!(
+        js(c, "document.getElementById('rollback-reason').value").await,
+        "losses on desk 9"
+    );
+    assert_eq!(
+        js(c, "document.getElementById('confirm-rollback').disabled").await,
+        true
+    );
+    assert_disabled_buttons_say_why(c, "waiting for the token").await;
+    assert_eq!(
+        app.events().await.len(),
+        2,
+        "nothing recorded for the refusal"
+    );
+    click(c, "cancel-rollback").await;
+    wait_dialog(c, "confirm-dialog", false).await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_reported_from_the_502_answer() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
+    sim.put(
+        "/v1/sim/scenario",
+        json!({"scenario": "accepts-but-does-not-apply"}),
+    )
+    .await;
+    wait_js(
+        c,
+        "the button enabled",
+        "!document.getElementById('emergency-rollback').disabled",
+    )
+    .await;
+    record_announcements(c).await;
+    open_dialog_and_confirm(
+        c,
+        "emergency-rollback",
+        "confirm-dialog",
+        "rollback",
+        "switch that will not apply",
+    )
+    .await;
+    wait_js(
+        c,
+        "the failure in the action bar",
+        "document.getElementById('action-message').textContent.includes('FAILED')",
+    )
+    .await;
+    assert_eq!(
+        js(c, "document.getElementById('action-message').className").await,
+        "message error"
+    );
+    assert!(
+        in_view(c, "#action-message").await,
+        "the outcome is next to the button"
+    );
+    wait_js(c, "the failed event in the history", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('switch that will not apply') && e.querySelector('.badge.failed'))").await;
+    wait_js(
+        c,
+        "the failure announced",
+        "window.__said.some(s => s.includes('Rollback FAILED'))",
+    )
+    .await;
+    assert_eq!(app.events().await[0]["status"], "failed");
     b.client.close().await.unwrap();
 }
 
@@ -878,6 +963,11 @@ async fn every_disabled_control_says_why_in_visible_text() {
         assert!(
             why.as_str().unwrap().contains("unreachable"),
             "{name}: {why}"
+        );
+        let detail = js(c, "document.getElementById('target-error').textContent").await;
+        assert!(
+            detail.as_str().unwrap().contains("Connection refused"),
+            "{name}: the target's error is shown: {detail}"
         );
         assert!(
             in_view(c, "#emergency-rollback-why").await,

@@ -20,7 +20,7 @@ function attentionParts() {
   if (!s || !t) return [];
   const critical = (t.conditions || []).filter((c) => c.status === "critical").map(conditionName);
   const parts = [];
-  if (critical.length && !s.already_rolled_back) {
+  if (critical.length && !s.already_rolled_back && !s.in_progress) {
     const which = critical.join(", ") + (critical.length > 1 ? " are" : " is") + " critical";
     const left = cooldownLeft();
     if (s.automation && s.automation.manual_only) {

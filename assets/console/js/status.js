@@ -14,10 +14,7 @@ function rollbackBlocker(s) {
   const running = runningWhy(s);
   if (running) return running;
   if (s.already_rolled_back) return "Already in Cycle 4: restore session targeting to go back.";
-  if (!s.target || !s.target.up) {
-    const err = s.target && s.target.last_error ? " (" + s.target.last_error + ")" : "";
-    return "The trading system is unreachable" + err + ": a rollback cannot be sent until it answers.";
-  }
+  if (!s.target || !s.target.up) return "The trading system is unreachable: a rollback cannot be sent until it answers.";
   if (!s.storage_ok) return "The history store is unavailable: rollbacks are refused until it is back.";
   if (!s.rollback_ready) return "rollbackd is not ready.";
   return "";
@@ -62,7 +59,9 @@ function renderStatus(s) {
   setField("h-agents", a.healthy + "/" + a.expected, a.healthy >= a.expected ? "good" : "bad");
   const rolledBack = s.mode === "universal_cycle_4", adaptive = s.mode === "session_targeted";
   setField("h-mode", rolledBack ? "Cycle 4 (rolled back)" : adaptive ? "Session targeted" : "Unknown", rolledBack ? "meh" : adaptive ? "good" : "bad");
-  setField("h-target", s.target && s.target.up ? "Up" : "Down", s.target && s.target.up ? "good" : "bad");
+  const up = s.target && s.target.up;
+  setField("h-target", up ? "Up" : "Down", up ? "good" : "bad");
+  setField("target-error", up || !s.target.last_error ? "" : "Target: " + s.target.last_error, "why");
   setField("h-env", s.environment || "default");
   explain($("emergency-rollback"), rollbackBlocker(s));
   explain($("restore"), restoreBlocker(s));
