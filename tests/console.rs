@@ -553,18 +553,18 @@ async fn color_scheme(c: &Client, scheme: &str) {
     wait_js(c, &format!("the {scheme} scheme"), &expr).await;
 }
 
-/// Saves a screenshot for people to look at (under the target dir) and checks it is a PNG of
+/// Saves a screenshot for people to look at (target/tmp/console/) and checks it is a PNG of
 /// the viewport's size; the layout itself is judged by the assertions around it.
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     assert_eq!(&png[1..4], b"PNG", "{name}: not a PNG");
-    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as u64;
     let (w, h) = (
         js(c, "window.innerWidth").await,
         js(c, "window.innerHeight").await,
     );
     assert_eq!(
-        (dim(16) as u64, dim(20) as u64),
+        (dim(16), dim(20)),
         (w.as_u64().unwrap(), h.as_u64().unwrap()),
         "{name}: the screenshot is not the viewport"
     );
@@ -594,6 +594,29 @@ async fn assert_no_sideways_scroll(c: &Client, size: &str) {
     );
 }
 
+async fn scroll_to_end(c: &Client) {
+    js(
+        c,
+        "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
+    )
+    .await;
+}
+
+/// At both sizes, scrolled to the end of the page: each of `selectors` is in view and the page
+/// does not scroll sideways. Screenshots `{shot}-{w}x{h}`.
+async fn assert_in_view_at_both_sizes(c: &Client, selectors: &[&str], shot: &str) {
+    for size in SIZES {
+        let name = format!("{}x{}", size.0, size.1);
+        viewport(c, size).await;
+        scroll_to_end(c).await;
+        for s in selectors {
+            assert!(in_view(c, s).await, "{name}: {s} is out of view");
+        }
+        assert_no_sideways_scroll(c, &name).await;
+        screenshot(c, &format!("{shot}-{name}")).await;
+    }
+}
+
 /// Every visible disabled button is described by visible text that says why.
 async fn assert_disabled_buttons_say_why(c: &Client, when: &str) {
     let unexplained = js(
@@ -611,12 +634,28 @@ async fn assert_disabled_buttons_say_why(c: &Client, when: &str) {
     );
 }
 
-fn said_text(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect()
+// ---- small readers and actions -------------------------------------------------------------
+
+async fn text(c: &Client, id: &str) -> String {
+    let v = js(c, &format!("document.getElementById('{id}').textContent")).await;
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+async fn disabled(c: &Client, id: &str) -> bool {
+    js(c, &format!("document.getElementById('{id}').disabled")).await == json!(true)
+}
+
+async fn wait_enabled(c: &Client, id: &str) {
+    let expr = format!("!document.getElementById('{id}').disabled");
+    wait_js(c, &format!("#{id} enabled"), &expr).await;
+}
+
+/// A JavaScript test: a history item with `reason` has the badge `status`.
+fn history_has(reason: &str, status: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#history .history-item')].some(e => \
+           e.textContent.includes({reason:?}) && e.querySelector('.badge.{status}'))"
+    )
 }
 
 /// Starts recording what the live region says from now on.
@@ -631,7 +670,16 @@ async fn record_announcements(c: &Client) {
 }
 
 async fn announcements(c: &Client) -> Vec<String> {
-    said_text(&js(c, "window.__said").await)
+    let v = js(c, "window.__said").await;
+    let said = v.as_array().expect("record_announcements first");
+    said.iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_announced(c: &Client, part: &str) {
+    let expr = format!("window.__said.some(s => s.includes({part:?}))");
+    wait_js(c, &format!("{part:?} announced"), &expr).await;
 }
 
 /// Scrolls an element of the page to the middle of the screen, clear of the sticky bar
@@ -643,18 +691,54 @@ async fn click_in_page(c: &Client, id: &str) {
     click(c, id).await;
 }
 
-async fn open_dialog_and_confirm(c: &Client, button: &str, dialog: &str, name: &str, reason: &str) {
+/// Opens the dialog of `name` (rollback, restore, automation) with `button` and types a reason.
+async fn open_with_reason(c: &Client, button: &str, dialog: &str, name: &str, reason: &str) {
     click_in_page(c, button).await;
     wait_dialog(c, dialog, true).await;
     type_into(c, &format!("{name}-reason"), reason).await;
+}
+
+async fn open_dialog_and_confirm(c: &Client, button: &str, dialog: &str, name: &str, reason: &str) {
+    open_with_reason(c, button, dialog, name, reason).await;
     let confirm = format!("confirm-{name}");
-    let expr = format!("!document.getElementById('{confirm}').disabled");
-    wait_js(c, "confirm enabled", &expr).await;
+    wait_enabled(c, &confirm).await;
     click(c, &confirm).await;
     wait_dialog(c, dialog, false).await;
 }
 
+/// After a refused token: the dialog is back with `message`, the reason kept, the token asked.
+async fn assert_back_for_a_token(
+    c: &Client,
+    dialog: &str,
+    name: &str,
+    message: &str,
+    reason: &str,
+) {
+    let expr = format!(
+        "document.getElementById('{dialog}').open && \
+         document.querySelector('#{dialog} .dialog-error').textContent.includes({message:?})"
+    );
+    wait_js(c, "the dialog back with the refusal", &expr).await;
+    assert_eq!(active_id(c).await, format!("{name}-token"));
+    let kept = js(
+        c,
+        &format!("document.getElementById('{name}-reason').value"),
+    )
+    .await;
+    assert_eq!(kept, reason, "the reason is kept");
+}
+
 // ---- the tests -----------------------------------------------------------------------------
+
+/// For each block of the page: brought to the top of the screen, can it be seen (not under the
+/// sticky bar)? Returns those that cannot.
+const COVERED_BLOCKS: &str = "[...document.querySelectorAll('[data-condition], main section, #history .history-item')]\
+   .filter(e => {\
+     e.scrollIntoView({block: 'start'});\
+     const r = e.getBoundingClientRect();\
+     const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 8));\
+     return !hit || !e.contains(hit);\
+   }).map(e => e.id || e.className)";
 
 #[tokio::test]
 async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone() {
@@ -671,18 +755,18 @@ async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone
         c.goto(&format!("{}/", app.url)).await.unwrap();
         wait_js(
             c,
-            "the history and an enabled button",
-            "document.querySelectorAll('#history .history-item').length >= 12 && \
-             !document.getElementById('emergency-rollback').disabled",
+            "the history",
+            "document.querySelectorAll('#history .history-item').length >= 12",
         )
         .await;
-        assert!(
-            js(
-                c,
-                "document.documentElement.scrollHeight > window.innerHeight * 1.5"
-            )
-            .await
-                == json!(true),
+        wait_enabled(c, "emergency-rollback").await;
+        let long = js(
+            c,
+            "document.documentElement.scrollHeight > window.innerHeight * 1.5",
+        )
+        .await;
+        assert_eq!(
+            long, true,
             "{name}: the page is too short to prove anything"
         );
         assert!(
@@ -691,11 +775,7 @@ async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone
         );
         screenshot(c, &format!("sticky-top-{name}")).await;
 
-        js(
-            c,
-            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
-        )
-        .await;
+        scroll_to_end(c).await;
         wait_js(c, "scrolled to the end", "window.scrollY > 0").await;
         assert!(
             in_view(c, "#emergency-rollback").await,
@@ -705,33 +785,22 @@ async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone
         screenshot(c, &format!("sticky-bottom-{name}")).await;
         let share = js(
             c,
-            "document.getElementById('sticky').getBoundingClientRect().height / window.innerHeight",
+            "document.getElementById('sticky').offsetHeight / window.innerHeight",
         )
         .await;
         assert!(
             share.as_f64().unwrap() < 0.3,
             "{name}: the sticky bar takes {share} of the screen"
         );
-
-        // It covers nothing for good: each block can be brought into view and seen.
-        let hidden = js(
-            c,
-            "[...document.querySelectorAll('[data-condition], main section, #history .history-item')].filter(e => {\
-               e.scrollIntoView({block: 'start'});\
-               const r = e.getBoundingClientRect();\
-               const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 8));\
-               return !hit || !e.contains(hit);\
-             }).map(e => e.id || e.className)",
-        )
-        .await;
-        assert_eq!(hidden, json!([]), "{name}: covered by the sticky bar");
+        // It covers nothing for good: each block brought to the top can be seen.
+        assert_eq!(
+            js(c, COVERED_BLOCKS).await,
+            json!([]),
+            "{name}: under the sticky bar"
+        );
 
         // From where the operator is, the click opens the dialog without scrolling.
-        js(
-            c,
-            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
-        )
-        .await;
+        scroll_to_end(c).await;
         let y = js(c, "window.scrollY").await;
         click(c, "emergency-rollback").await;
         wait_dialog(c, "confirm-dialog", true).await;
@@ -750,12 +819,7 @@ async fn the_emergency_button_stays_in_view_while_scrolling_on_desktop_and_phone
 async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_only() {
     let (sim, app, _dir, b) = setup(true).await;
     let c = &b.client;
-    wait_js(
-        c,
-        "the button enabled",
-        "!document.getElementById('emergency-rollback').disabled",
-    )
-    .await;
+    wait_enabled(c, "emergency-rollback").await;
     assert_eq!(
         js(c, "sessionStorage.getItem('rollbackd.token')").await,
         json!(null)
@@ -771,7 +835,12 @@ async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_
     type_into(c, "rollback-reason", "losses on desk 7").await;
     type_into(c, "rollback-token", OPS_TOKEN).await;
     click(c, "confirm-rollback").await;
-    wait_js(c, "the completed rollback", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('losses on desk 7') && e.textContent.includes('completed'))").await;
+    wait_js(
+        c,
+        "the completed rollback",
+        &history_has("losses on desk 7", "completed"),
+    )
+    .await;
     let events = app.events().await;
     assert_eq!(events.len(), 1);
     assert_eq!(
@@ -788,38 +857,53 @@ async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_
         0,
         "never in localStorage"
     );
-    assert_eq!(
-        js(c, "document.getElementById('token-state').textContent").await,
-        "Token set for this tab."
-    );
+    assert_eq!(text(c, "token-state").await, "Token set for this tab.");
 
-    // Restore needs an admin: the operator token is refused, and the dialog comes back with
-    // the reason kept and the token asked for.
-    wait_js(
+    // The next dialog does not ask again.
+    wait_enabled(c, "restore").await;
+    click_in_page(c, "restore").await;
+    wait_dialog(c, "restore-dialog", true).await;
+    let asked = js(
         c,
-        "restore enabled",
-        "!document.getElementById('restore').disabled",
+        "document.getElementById('restore-token').getClientRects().length",
     )
     .await;
-    click(c, "restore").await;
-    wait_dialog(c, "restore-dialog", true).await;
+    assert_eq!(asked, 0, "a token is set: the dialog does not ask");
+    click(c, "cancel-restore").await;
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_token_brings_the_dialog_back_with_the_reason_kept() {
+    let (_sim, app, _dir, b) = setup(true).await;
+    let c = &b.client;
+    type_into(c, "token", OPS_TOKEN).await;
+    click_in_page(c, "save-token").await;
+    let drill = json!({"reason": "drill"});
     assert_eq!(
-        js(
-            c,
-            "document.getElementById('restore-token').getClientRects().length"
-        )
-        .await,
-        0,
-        "a token is set: the dialog does not ask"
+        app.post("/api/v1/rollback", drill, Some(OPS_TOKEN)).await.0,
+        200
     );
-    type_into(c, "restore-reason", "desk 7 is fine again").await;
+
+    // Restore needs an admin: 403 for the operator's token.
+    wait_enabled(c, "restore").await;
+    open_with_reason(
+        c,
+        "restore",
+        "restore-dialog",
+        "restore",
+        "desk 7 is fine again",
+    )
+    .await;
     click(c, "confirm-restore").await;
-    wait_js(c, "the dialog back with the refusal", "document.getElementById('restore-dialog').open && document.querySelector('#restore-dialog .dialog-error').textContent.includes('may not')").await;
-    assert_eq!(active_id(c).await, "restore-token");
-    assert_eq!(
-        js(c, "document.getElementById('restore-reason').value").await,
-        "desk 7 is fine again"
-    );
+    assert_back_for_a_token(
+        c,
+        "restore-dialog",
+        "restore",
+        "may not",
+        "desk 7 is fine again",
+    )
+    .await;
     assert_eq!(
         app.events().await.len(),
         1,
@@ -827,47 +911,50 @@ async fn without_a_token_the_confirmation_asks_for_one_and_keeps_it_for_the_tab_
     );
     type_into(c, "restore-token", ADMIN_TOKEN).await;
     click(c, "confirm-restore").await;
-    wait_js(c, "the completed restore", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('desk 7 is fine again') && e.textContent.includes('completed'))").await;
+    wait_js(
+        c,
+        "the completed restore",
+        &history_has("desk 7 is fine again", "completed"),
+    )
+    .await;
     let events = app.events().await;
-    assert_eq!(events[0]["action"], "restore");
-    assert_eq!(events[0]["actor"], "boss");
+    assert_eq!(
+        (&events[0]["action"], &events[0]["actor"]),
+        (&json!("restore"), &json!("boss"))
+    );
     assert_eq!(
         js(c, "sessionStorage.getItem('rollbackd.token')").await,
         ADMIN_TOKEN
     );
-    assert_eq!(js(c, "localStorage.length").await, 0);
 
-    // Token forgotten, the field left empty: the 401 brings the dialog back, reason kept, and
-    // now it will not send without a token.
+    // No token and the field left empty: 401, and now it will not send without one.
     click_in_page(c, "forget-token").await;
-    wait_js(
+    wait_enabled(c, "emergency-rollback").await;
+    open_with_reason(
         c,
-        "the button enabled",
-        "!document.getElementById('emergency-rollback').disabled",
+        "emergency-rollback",
+        "confirm-dialog",
+        "rollback",
+        "losses on desk 9",
     )
     .await;
-    click(c, "emergency-rollback").await;
-    wait_dialog(c, "confirm-dialog", true).await;
-    type_into(c, "rollback-reason", "losses on desk 9").await;
     click(c, "confirm-rollback").await;
-    wait_js(c, "the dialog back with the refusal", "document.getElementById('confirm-dialog').open && document.querySelector('#confirm-dialog .dialog-error').textContent.includes('A token is required')").await;
-    assert_eq!(active_id(c).await, "rollback-token");
-    assert_eq!(
-        js(c, "document.getElementById('rollback-reason').value").await,
-        "losses on desk 9"
-    );
-    assert_eq!(
-        js(c, "document.getElementById('confirm-rollback').disabled").await,
-        true
-    );
+    assert_back_for_a_token(
+        c,
+        "confirm-dialog",
+        "rollback",
+        "A token is required",
+        "losses on desk 9",
+    )
+    .await;
+    assert!(disabled(c, "confirm-rollback").await);
     assert_disabled_buttons_say_why(c, "waiting for the token").await;
     assert_eq!(
         app.events().await.len(),
         2,
         "nothing recorded for the refusal"
     );
-    click(c, "cancel-rollback").await;
-    wait_dialog(c, "confirm-dialog", false).await;
+    assert_eq!(js(c, "localStorage.length").await, 0);
     b.client.close().await.unwrap();
 }
 
@@ -880,12 +967,7 @@ async fn a_failed_rollback_is_reported_from_the_502_answer() {
         json!({"scenario": "accepts-but-does-not-apply"}),
     )
     .await;
-    wait_js(
-        c,
-        "the button enabled",
-        "!document.getElementById('emergency-rollback').disabled",
-    )
-    .await;
+    wait_enabled(c, "emergency-rollback").await;
     record_announcements(c).await;
     open_dialog_and_confirm(
         c,
@@ -909,13 +991,13 @@ async fn a_failed_rollback_is_reported_from_the_502_answer() {
         in_view(c, "#action-message").await,
         "the outcome is next to the button"
     );
-    wait_js(c, "the failed event in the history", "[...document.querySelectorAll('#history .history-item')].some(e => e.textContent.includes('switch that will not apply') && e.querySelector('.badge.failed'))").await;
     wait_js(
         c,
-        "the failure announced",
-        "window.__said.some(s => s.includes('Rollback FAILED'))",
+        "the failed event in the history",
+        &history_has("switch that will not apply", "failed"),
     )
     .await;
+    wait_announced(c, "Rollback FAILED").await;
     assert_eq!(app.events().await[0]["status"], "failed");
     b.client.close().await.unwrap();
 }
@@ -924,21 +1006,9 @@ async fn a_failed_rollback_is_reported_from_the_502_answer() {
 async fn every_disabled_control_says_why_in_visible_text() {
     let (sim, _app, _dir, b) = setup(false).await;
     let c = &b.client;
-    wait_js(
-        c,
-        "the button enabled",
-        "!document.getElementById('emergency-rollback').disabled",
-    )
-    .await;
+    wait_enabled(c, "emergency-rollback").await;
     assert_disabled_buttons_say_why(c, "steady").await;
-    assert!(
-        js(c, "document.getElementById('restore-why').textContent")
-            .await
-            .as_str()
-            .unwrap()
-            .contains("Nothing to restore"),
-        "restore says why it is off"
-    );
+    assert!(text(c, "restore-why").await.contains("Nothing to restore"));
     click(c, "emergency-rollback").await;
     wait_dialog(c, "confirm-dialog", true).await;
     assert_disabled_buttons_say_why(c, "the dialog without a reason").await;
@@ -952,28 +1022,27 @@ async fn every_disabled_control_says_why_in_visible_text() {
         "document.getElementById('emergency-rollback').disabled",
     )
     .await;
+    let why = text(c, "emergency-rollback-why").await;
+    assert!(why.contains("unreachable"), "{why}");
+    let detail = text(c, "target-error").await;
+    assert!(
+        detail.contains("Connection refused"),
+        "the target's error is shown: {detail}"
+    );
+    assert_eq!(
+        js(c, "document.getElementById('emergency-rollback').title").await,
+        "",
+        "not a tooltip"
+    );
     for size in SIZES {
         let name = format!("{}x{}", size.0, size.1);
         viewport(c, size).await;
-        let why = js(
-            c,
-            "document.getElementById('emergency-rollback-why').textContent",
-        )
-        .await;
-        assert!(
-            why.as_str().unwrap().contains("unreachable"),
-            "{name}: {why}"
-        );
-        let detail = js(c, "document.getElementById('target-error').textContent").await;
-        assert!(
-            detail.as_str().unwrap().contains("Connection refused"),
-            "{name}: the target's error is shown: {detail}"
-        );
+        scroll_to_end(c).await;
         assert!(
             in_view(c, "#emergency-rollback-why").await,
             "{name}: the reason is out of view"
         );
-        // Next to the control: in the same bar, right beside or under it.
+        // Next to the control: right beside it or under it.
         let gap = js(
             c,
             "(b => (w => Math.max(0, w.top - b.bottom, w.left - b.right))(document.getElementById('emergency-rollback-why').getBoundingClientRect()))\
@@ -984,11 +1053,6 @@ async fn every_disabled_control_says_why_in_visible_text() {
             gap.as_f64().unwrap() <= 24.0,
             "{name}: the reason is {gap}px away from the button"
         );
-        assert_eq!(
-            js(c, "document.getElementById('emergency-rollback').title").await,
-            "",
-            "{name}: not a tooltip"
-        );
         assert_disabled_buttons_say_why(c, &name).await;
         screenshot(c, &format!("target-down-{name}")).await;
     }
@@ -996,10 +1060,9 @@ async fn every_disabled_control_says_why_in_visible_text() {
 }
 
 #[tokio::test]
-async fn critical_with_no_automatic_path_armed_shows_a_banner_and_paths_can_be_disarmed_and_armed()
-{
+async fn each_automatic_path_shows_whether_it_acts_and_nothing_reads_manual_while_one_can() {
     // The watchdog is off in the config; Alertmanager acts.
-    let (sim, app, _dir, b) = setup(false).await;
+    let (_sim, app, _dir, b) = setup(false).await;
     let c = &b.client;
     wait_js(
         c,
@@ -1007,32 +1070,22 @@ async fn critical_with_no_automatic_path_armed_shows_a_banner_and_paths_can_be_d
         "document.getElementById('path-alertmanager-state').textContent === 'acts automatically'",
     )
     .await;
-    assert_eq!(
-        js(
-            c,
-            "document.getElementById('path-watchdog-state').textContent"
-        )
-        .await,
-        "off in config"
-    );
+    assert_eq!(text(c, "path-watchdog-state").await, "off in config");
+    assert_eq!(text(c, "h-automation").await, "Alertmanager");
     let words = js(c, "document.getElementById('health').innerText + ' ' + document.getElementById('automation').innerText").await;
+    let words = words.as_str().unwrap().to_lowercase();
     assert!(
-        !words.as_str().unwrap().to_lowercase().contains("manual"),
-        "nothing reads manual while Alertmanager can act: {words}"
-    );
-    assert_eq!(
-        js(c, "document.getElementById('h-automation').textContent").await,
-        "Alertmanager"
+        !words.contains("manual"),
+        "nothing reads manual while Alertmanager acts: {words}"
     );
     assert_disabled_buttons_say_why(c, "watchdog off in config").await;
 
-    record_announcements(c).await;
     open_dialog_and_confirm(
         c,
-        "disarm-all",
+        "arm-alertmanager",
         "automation-dialog",
         "automation",
-        "maintenance on the feed",
+        "feed glitch",
     )
     .await;
     wait_js(
@@ -1041,69 +1094,7 @@ async fn critical_with_no_automatic_path_armed_shows_a_banner_and_paths_can_be_d
         "document.getElementById('path-alertmanager-state').textContent === 'disarmed'",
     )
     .await;
-    wait_js(
-        c,
-        "manual only in the header",
-        "document.getElementById('h-automation').textContent.includes('manual only')",
-    )
-    .await;
-    let (_, status) = app.get("/api/v1/status").await;
-    assert_eq!(status["automation"]["manual_only"], true);
-    let (_, audit) = app.get("/api/v1/audit?kind=disarm_all").await;
-    assert_eq!(audit["records"][0]["reason"], "maintenance on the feed");
-    wait_js(
-        c,
-        "the disarm announced",
-        "window.__said.some(s => s.includes('disarmed'))",
-    )
-    .await;
-
-    assert_eq!(
-        js(c, "document.getElementById('critical-banner').hidden").await,
-        true
-    );
-    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
-        .await;
-    wait_js(
-        c,
-        "the banner",
-        "!document.getElementById('critical-banner').hidden",
-    )
-    .await;
-    let banner = js(c, "document.getElementById('critical-banner').textContent").await;
-    assert!(
-        banner
-            .as_str()
-            .unwrap()
-            .contains("Walk-Forward Stability is critical and no automatic rollback is armed"),
-        "{banner}"
-    );
-    assert_ne!(
-        js(c, "document.getElementById('h-ready').className").await,
-        "good",
-        "not green"
-    );
-    for size in SIZES {
-        let name = format!("{}x{}", size.0, size.1);
-        viewport(c, size).await;
-        js(
-            c,
-            "window.scrollTo(0, document.documentElement.scrollHeight) ?? true",
-        )
-        .await;
-        assert!(
-            in_view(c, "#critical-banner").await,
-            "{name}: the banner is out of view"
-        );
-        assert!(
-            in_view(c, "#emergency-rollback").await,
-            "{name}: the button is out of view"
-        );
-        assert_no_sideways_scroll(c, &name).await;
-        screenshot(c, &format!("critical-manual-only-{name}")).await;
-    }
-
-    // Arming Alertmanager again: something acts, the banner goes.
+    assert_eq!(text(c, "h-automation").await, "none: manual only");
     open_dialog_and_confirm(
         c,
         "arm-alertmanager",
@@ -1118,19 +1109,89 @@ async fn critical_with_no_automatic_path_armed_shows_a_banner_and_paths_can_be_d
         "document.getElementById('path-alertmanager-state').textContent === 'acts automatically'",
     )
     .await;
+    let (_, audit) = app.get("/api/v1/audit").await;
+    let records: Vec<_> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].clone(), r["reason"].clone()))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            (json!("arm"), json!("feed is back")),
+            (json!("disarm"), json!("feed glitch"))
+        ]
+    );
+    assert!(app.events().await.is_empty(), "arming rolls nothing back");
+    b.client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn critical_with_every_path_disarmed_shows_a_banner_that_the_header_agrees_with() {
+    let (sim, app, _dir, b) = setup(false).await;
+    let c = &b.client;
     wait_js(
         c,
-        "the banner gone",
-        "document.getElementById('critical-banner').hidden",
+        "the paths",
+        "document.getElementById('path-alertmanager-state').textContent === 'acts automatically'",
     )
     .await;
+    record_announcements(c).await;
+    open_dialog_and_confirm(
+        c,
+        "disarm-all",
+        "automation-dialog",
+        "automation",
+        "maintenance on the feed",
+    )
+    .await;
+    wait_js(
+        c,
+        "manual only in the header",
+        "document.getElementById('h-automation').textContent.includes('manual only')",
+    )
+    .await;
+    assert_eq!(text(c, "path-alertmanager-state").await, "disarmed");
     assert_eq!(
-        js(c, "document.getElementById('h-automation').textContent").await,
-        "Alertmanager"
+        app.get("/api/v1/status").await.1["automation"]["manual_only"],
+        true
     );
-    let (_, audit) = app.get("/api/v1/audit?kind=arm").await;
-    assert_eq!(audit["records"][0]["reason"], "feed is back");
-    assert!(app.events().await.is_empty(), "arming rolls nothing back");
+    let (_, audit) = app.get("/api/v1/audit?kind=disarm_all").await;
+    assert_eq!(audit["records"][0]["reason"], "maintenance on the feed");
+    wait_announced(c, "Every automatic path is disarmed").await;
+    assert!(disabled(c, "disarm-all").await, "nothing left to disarm");
+    assert_disabled_buttons_say_why(c, "all disarmed").await;
+
+    assert_eq!(
+        js(c, "document.getElementById('critical-banner').hidden").await,
+        true
+    );
+    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
+        .await;
+    wait_js(
+        c,
+        "the banner",
+        "!document.getElementById('critical-banner').hidden",
+    )
+    .await;
+    let banner = text(c, "critical-banner").await;
+    assert!(
+        banner.contains("Walk-Forward Stability is critical and no automatic rollback is armed"),
+        "{banner}"
+    );
+    assert_eq!(text(c, "h-ready").await, "● Ready: act now");
+    assert_eq!(
+        js(c, "document.getElementById('h-ready').className").await,
+        "bad",
+        "not green"
+    );
+    assert_in_view_at_both_sizes(
+        c,
+        &["#critical-banner", "#emergency-rollback"],
+        "critical-manual-only",
+    )
+    .await;
     b.client.close().await.unwrap();
 }
 
@@ -1172,18 +1233,16 @@ async fn after_a_restore_the_cooldown_counts_down_and_a_suppressed_trigger_is_ex
         "{first}s of a 15 minute cooldown"
     );
     wait_js(c, "the countdown to tick", &format!("{seconds} < {first}")).await;
-    let (_, status) = app.get("/api/v1/status").await;
-    let server = status["cooldown_remaining_seconds"].as_f64().unwrap();
+    let server = app.get("/api/v1/status").await.1["cooldown_remaining_seconds"]
+        .as_f64()
+        .unwrap();
     let shown = js(c, &seconds).await.as_f64().unwrap();
     assert!(
         (shown - server).abs() <= 5.0,
         "shown {shown}s, the daemon says {server}s"
     );
-    assert_eq!(
-        js(c, "performance.getEntriesByType('navigation').length").await,
-        1,
-        "no reload"
-    );
+    let loads = js(c, "performance.getEntriesByType('navigation').length").await;
+    assert_eq!(loads, 1, "no reload");
 
     // The watchdog sees a critical condition but the cooldown holds it: the banner says so.
     sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
@@ -1194,24 +1253,16 @@ async fn after_a_restore_the_cooldown_counts_down_and_a_suppressed_trigger_is_ex
         "document.getElementById('critical-banner').textContent.includes('suppressed')",
     )
     .await;
-    let banner = js(c, "document.getElementById('critical-banner').textContent").await;
-    let banner = banner.as_str().unwrap();
+    let banner = text(c, "critical-banner").await;
     assert!(banner.contains("held by the cooldown for"), "{banner}");
-    assert!(
-        banner.contains("The latest watchdog trigger was suppressed: the cooldown after the last rollback was running."),
-        "{banner}"
-    );
+    let why = "The latest watchdog trigger was suppressed: the cooldown after the last rollback was running.";
+    assert!(banner.contains(why), "{banner}");
     let events = app.events().await;
-    assert_eq!(events[0]["status"], "suppressed");
-    assert_eq!(events[0]["suppressed_reason"], "cooldown");
-    for size in SIZES {
-        viewport(c, size).await;
-        assert!(
-            in_view(c, "#critical-banner").await,
-            "{size:?}: the banner is out of view"
-        );
-        screenshot(c, &format!("cooldown-{}x{}", size.0, size.1)).await;
-    }
+    assert_eq!(
+        (&events[0]["status"], &events[0]["suppressed_reason"]),
+        (&json!("suppressed"), &json!("cooldown"))
+    );
+    assert_in_view_at_both_sizes(c, &["#critical-banner"], "cooldown").await;
     b.client.close().await.unwrap();
 }
 
@@ -1225,6 +1276,12 @@ fn chart_of(condition: &str) -> String {
     )
 }
 
+/// Charts that stick out of their card or have no height.
+const BAD_CHARTS: &str = "[...document.querySelectorAll('svg.chart')].filter(s => {\
+     const r = s.getBoundingClientRect(), p = s.closest('.card').getBoundingClientRect();\
+     return r.left < p.left || r.right > p.right || r.height < 20;\
+   }).length";
+
 #[tokio::test]
 async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
     let (sim, _app, _dir, b) = setup(false).await;
@@ -1233,11 +1290,10 @@ async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
     wait_js(
         c,
         "a chart with points in every card",
-        "[...document.querySelectorAll('[data-condition]')].filter(e => Number((e.querySelector('svg.chart') || {dataset: {}}).dataset.points) >= 2).length === 4",
+        "[...document.querySelectorAll('[data-condition] svg.chart')].filter(s => Number(s.dataset.points) >= 2).length === 4",
     )
     .await;
-    let stability = chart_of("walk_forward_stability");
-    let drawdown = chart_of("max_drawdown");
+    let (stability, drawdown) = (chart_of("walk_forward_stability"), chart_of("max_drawdown"));
     // Stability triggers below its thresholds: critical (40) is drawn under warning (50).
     assert_eq!(
         js(
@@ -1277,10 +1333,8 @@ async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
         60,
         "only the last 60 are kept"
     );
-    assert_eq!(
-        js(c, "document.querySelector('[data-condition=\"walk_forward_stability\"] .series').getAttribute('points').trim().split(' ').length").await,
-        60
-    );
+    let drawn = js(c, "document.querySelector('[data-condition=\"walk_forward_stability\"] .series').getAttribute('points').trim().split(' ').length").await;
+    assert_eq!(drawn, 60);
     let label = js(c, "document.querySelector('[data-condition=\"walk_forward_stability\"] svg.chart').getAttribute('aria-label')").await;
     assert!(label.as_str().unwrap().contains("critical < 40"), "{label}");
     assert_eq!(
@@ -1288,28 +1342,20 @@ async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
         0,
         "no inline style"
     );
-    assert_eq!(js(c, "window.__csp").await, json!([]), "no CSP violation");
     for size in SIZES {
-        let name = format!("{}x{}", size.0, size.1);
         viewport(c, size).await;
-        let outside = js(
-            c,
-            "[...document.querySelectorAll('svg.chart')].filter(s => (r => (p => r.left < p.left || r.right > p.right)\
-               (s.closest('.card').getBoundingClientRect()))(s.getBoundingClientRect()) || s.getBoundingClientRect().height < 20).length",
-        )
-        .await;
         assert_eq!(
-            outside, 0,
-            "{name}: a chart sticks out of its card or is flat"
+            js(c, BAD_CHARTS).await,
+            0,
+            "{size:?}: a chart sticks out of its card or is flat"
         );
-        assert_no_sideways_scroll(c, &name).await;
-        screenshot(c, &format!("charts-{name}")).await;
+        assert_no_sideways_scroll(c, &format!("{size:?}")).await;
+        screenshot(c, &format!("charts-{}x{}", size.0, size.1)).await;
     }
+    assert_eq!(js(c, "window.__csp").await, json!([]), "no CSP violation");
     b.client.close().await.unwrap();
 }
 
-/// Contrast of every visible text (and form field) against the background it is drawn on,
-/// from the computed styles; disabled controls are exempt (WCAG 1.4.3).
 const CONTRAST_FAILURES: &str = r#"(() => {
   const parse = (c) => { const p = c.match(/[\d.]+/g).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
   const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
@@ -1344,29 +1390,24 @@ async fn light_and_dark_themes_keep_wcag_aa_text_contrast() {
     let (sim, app, _dir, b) = setup(false).await;
     let c = &b.client;
     // Every kind of text on screen: a warning and a critical card, a completed rollback with its
-    // validation, a suppressed attempt, path states, the banner and an error message.
+    // validation, a suppressed attempt, path states and the banner.
     sim.put(
         "/v1/sim/metrics",
         json!({"walk_forward_stability": 45.0, "max_drawdown": 6.0}),
     )
     .await;
     let drill = json!({"reason": "contrast drill"});
-    assert_eq!(
-        app.post("/api/v1/rollback", drill.clone(), None).await.0,
-        200
-    );
-    assert_eq!(
-        app.post("/api/v1/rollback", drill.clone(), None).await.0,
-        409
-    );
-    let r = app.post("/api/v1/restore", drill.clone(), None).await;
-    assert_eq!(r.0, 200, "{}", r.1);
-    assert_eq!(
-        app.post("/api/v1/automation/disarm-all", drill, None)
-            .await
-            .0,
-        200
-    );
+    for (path, code) in [
+        ("rollback", 200),
+        ("rollback", 409),
+        ("restore", 200),
+        ("automation/disarm-all", 200),
+    ] {
+        let r = app
+            .post(&format!("/api/v1/{path}"), drill.clone(), None)
+            .await;
+        assert_eq!(r.0, code, "{path}: {}", r.1);
+    }
     wait_js(c, "the banner", "!document.getElementById('critical-banner').hidden && document.querySelectorAll('#validations .validation-item').length > 0 && document.querySelectorAll('#history .badge.suppressed').length > 0").await;
     for scheme in ["dark", "light"] {
         color_scheme(c, scheme).await;
@@ -1386,7 +1427,7 @@ async fn light_and_dark_themes_keep_wcag_aa_text_contrast() {
             }
             screenshot(c, &format!("theme-{scheme}-{}x{}", size.0, size.1)).await;
         }
-        // And the dialogs, over their backdrop.
+        // And a dialog, over its backdrop.
         click(c, "emergency-rollback").await;
         wait_dialog(c, "confirm-dialog", true).await;
         let r = js(c, CONTRAST_FAILURES).await;
@@ -1401,6 +1442,14 @@ async fn light_and_dark_themes_keep_wcag_aa_text_contrast() {
     b.client.close().await.unwrap();
 }
 
+/// Every live region of the page, as `id:politeness`.
+const LIVE_REGIONS: &str = "[...document.querySelectorAll('[aria-live], [role=status], [role=log], [role=alert], [role=marquee], [role=timer]')]\
+   .map(e => e.id + ':' + (e.getAttribute('aria-live') || ''))";
+
+/// The containers re-rendered on updates that sit inside a live region (none should).
+const LIVE_CONTAINERS: &str = "['grid', 'history', 'validations', 'paths', 'health'].filter(id => document.getElementById(id)\
+   .closest('[aria-live], [role=status], [role=log], [role=alert]'))";
+
 #[tokio::test]
 async fn only_changes_are_announced_in_one_polite_live_region() {
     let (sim, app, _dir, b) = setup(false).await;
@@ -1411,24 +1460,16 @@ async fn only_changes_are_announced_in_one_polite_live_region() {
         "document.querySelectorAll('[data-condition]').length === 4",
     )
     .await;
-    let regions = js(
-        c,
-        "[...document.querySelectorAll('[aria-live], [role=status], [role=log], [role=alert], [role=marquee], [role=timer]')]\
-           .map(e => e.id + ':' + (e.getAttribute('aria-live') || ''))",
-    )
-    .await;
     assert_eq!(
-        regions,
+        js(c, LIVE_REGIONS).await,
         json!(["announcer:polite"]),
         "one polite live region"
     );
-    let live_containers = js(
-        c,
-        "['grid', 'history', 'validations', 'paths', 'health'].filter(id => document.getElementById(id)\
-           .closest('[aria-live], [role=status], [role=log], [role=alert]'))",
-    )
-    .await;
-    assert_eq!(live_containers, json!([]), "grid and lists are not live");
+    assert_eq!(
+        js(c, LIVE_CONTAINERS).await,
+        json!([]),
+        "grid and lists are not live"
+    );
 
     record_announcements(c).await;
     sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 31.5}))
@@ -1441,34 +1482,23 @@ async fn only_changes_are_announced_in_one_polite_live_region() {
     .await;
     wait_js(c, "an announcement", "window.__said.length > 0").await;
     tokio::time::sleep(Duration::from_millis(500)).await; // ten more polls re-render the grid
-    let said = announcements(c).await;
     assert_eq!(
-        said,
-        vec!["Walk-Forward Stability is now critical (31.5).".to_owned()],
+        announcements(c).await,
+        ["Walk-Forward Stability is now critical (31.5)."],
         "one message for one status change"
     );
 
     // A path disarmed, a rollback started and ended: each said, briefly.
     let body = json!({"path": "alertmanager", "armed": false, "reason": "drill"});
     assert_eq!(app.post("/api/v1/automation", body, None).await.0, 200);
-    wait_js(
-        c,
-        "the disarm announced",
-        "window.__said.some(s => s.includes('Alertmanager disarmed'))",
-    )
-    .await;
+    wait_announced(c, "Alertmanager disarmed").await;
     assert_eq!(
         app.post("/api/v1/rollback", json!({"reason": "drill"}), None)
             .await
             .0,
         200
     );
-    wait_js(
-        c,
-        "the rollback announced",
-        "window.__said.some(s => s.includes('Rollback completed'))",
-    )
-    .await;
+    wait_announced(c, "Rollback completed").await;
     let said = announcements(c).await;
     assert!(
         said.iter().any(|s| s.contains("Rollback started")),
@@ -1478,14 +1508,10 @@ async fn only_changes_are_announced_in_one_polite_live_region() {
         said.iter().all(|s| s.len() < 200),
         "short messages: {said:?}"
     );
-    assert_eq!(
-        js(
-            c,
-            "document.getElementById('announcer').children.length <= 5"
-        )
-        .await,
-        true,
-        "old messages are dropped"
+    let kept = js(c, "document.getElementById('announcer').children.length").await;
+    assert!(
+        kept.as_u64().unwrap() <= 5,
+        "old messages are dropped: {kept}"
     );
     b.client.close().await.unwrap();
 }
