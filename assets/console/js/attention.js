@@ -10,7 +10,7 @@ const SUPPRESSED = {
 
 function latestEvent() {
   let latest = null;
-  for (const e of state.events.values()) if (!latest || e.created_at > latest.created_at) latest = e;
+  for (const e of state.events.values()) if (!latest || byCreation(e, latest) < 0) latest = e;
   return latest;
 }
 

@@ -46,7 +46,7 @@ function renderCondition(card, c) {
 
 function renderTriggers(t) {
   // An answer to a read can arrive after a newer update from the stream.
-  if (state.triggers && t.updated_at && state.triggers.updated_at && t.updated_at < state.triggers.updated_at) return;
+  if (state.triggers && when(t.updated_at) < when(state.triggers.updated_at)) return;
   state.triggers = t;
   const grid = $("grid");
   for (const c of t.conditions || []) {

@@ -21,10 +21,23 @@ function describeEvent(e) {
   }
 }
 
+const STEP = { pending: 0, executing: 1, validating: 2 };
+
+/** Whether `a` is a version of an event at least as new as `b` (times tie within a ms). */
+function asNew(a, b) {
+  const d = when(a.updated_at) - when(b.updated_at);
+  return d ? d > 0 : (STEP[a.status] ?? 3) >= (STEP[b.status] ?? 3);
+}
+
 /** Keeps the newest version of an event: a read may answer after the stream moved it on. */
 function mergeEvent(e) {
   const known = state.events.get(e.id);
-  if (!known || !(known.updated_at > e.updated_at)) state.events.set(e.id, e);
+  if (!known || asNew(e, known)) state.events.set(e.id, e);
+}
+
+/** Newest first; ids (UUIDv7) order events created in the same millisecond. */
+function byCreation(a, b) {
+  return when(b.created_at) - when(a.created_at) || (a.id < b.id ? 1 : -1);
 }
 
 /** Adds or updates an event; `live` when it was just reported (stream or answer). */
@@ -53,7 +66,7 @@ function historyItem(e) {
 
 function renderHistory() {
   const list = $("history");
-  const events = [...state.events.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : -1)).slice(0, 50);
+  const events = [...state.events.values()].sort(byCreation).slice(0, 50);
   list.replaceChildren(...events.map(historyItem));
   if (events.length === 0) list.append(el("li", "muted", "No rollback events yet."));
 }

@@ -61,6 +61,13 @@ function formatClock(seconds) {
   return h > 0 ? h + ":" + two(m) + ":" + two(s % 60) : m + ":" + two(s % 60);
 }
 
+/** Milliseconds of an RFC 3339 time (0 when missing): the strings carry 0 to 9 fraction digits
+ * and do not compare as text. */
+function when(s) {
+  const t = Date.parse(s || "");
+  return isNaN(t) ? 0 : t;
+}
+
 function formatTime(s) {
   if (!s) return "";
   const d = new Date(s);
