@@ -943,7 +943,7 @@ async fn a_refused_token_brings_the_dialog_back_with_the_reason_kept() {
         c,
         "confirm-dialog",
         "rollback",
-        "A token is required",
+        "Not sent (a bearer token is required): enter an API token.",
         "losses on desk 9",
     )
     .await;

@@ -62,7 +62,7 @@ function reasonDialog(name, dialogId, send) {
     const r = await send(text);
     if (r && (r.status === 401 || r.status === 403)) {
       if (r.status === 401) setToken("");
-      open(r.status === 401 ? "A token is required: " + r.error : "This token may not do that: " + r.error);
+      open(r.status === 401 ? "Not sent (" + r.error + "): enter an API token." : "This token may not do that (" + r.error + "): enter one that may.");
       reason.value = text;
       update();
     }
