@@ -4,7 +4,26 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../assets/console/index.html");
-const APP_JS: &str = include_str!("../../assets/console/app.js");
+/// The script, one file per concept (assets/console/js/README.md), served as one file inside one
+/// function scope so that nothing leaks into the page's globals. Order: what a part calls at load
+/// time comes before it; `main.js`, which starts the page, is last.
+const APP_JS: &str = concat!(
+    "\"use strict\";\n(() => {\n",
+    include_str!("../../assets/console/js/util.js"),
+    include_str!("../../assets/console/js/announce.js"),
+    include_str!("../../assets/console/js/chart.js"),
+    include_str!("../../assets/console/js/grid.js"),
+    include_str!("../../assets/console/js/automation.js"),
+    include_str!("../../assets/console/js/attention.js"),
+    include_str!("../../assets/console/js/cooldown.js"),
+    include_str!("../../assets/console/js/status.js"),
+    include_str!("../../assets/console/js/history.js"),
+    include_str!("../../assets/console/js/dialogs.js"),
+    include_str!("../../assets/console/js/stream.js"),
+    include_str!("../../assets/console/js/layout.js"),
+    include_str!("../../assets/console/js/main.js"),
+    "})();\n"
+);
 const APP_CSS: &str = include_str!("../../assets/console/app.css");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
