@@ -46,6 +46,10 @@ pub struct ClientArgs {
     /// Wins over --token and ROLLBACKD_TOKEN; keeps the token out of `ps` and shell history.
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed an https:// daemon's certificate; without it the
+    /// system's CAs are trusted.
+    #[arg(long, env = "ROLLBACKD_CA_FILE", global = true, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// Print the daemon's JSON answer as received instead of a table (errors too, when JSON).
     #[arg(long, global = true)]
     pub json: bool,

@@ -20,4 +20,6 @@ pub mod rules;
 pub mod simulator;
 pub mod store;
 pub mod target;
+pub mod tls;
+pub mod transport;
 pub mod views;
