@@ -13,6 +13,7 @@ pub mod engine;
 pub mod events;
 pub mod exit;
 pub mod http;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod output;

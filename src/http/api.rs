@@ -72,8 +72,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
-    authorize(&state.auth.load(), bearer(headers)?, need)
+/// Who is asking, judged against what the route needs: a read may come as a basic-auth user
+/// (already let in by the basic-auth gate); a write then counts against its actor's rate
+/// (the webhook excepted: Alertmanager is never throttled).
+pub fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
+    if need == Need::Read {
+        if let Some(user) = super::basic::reader(state, headers) {
+            return Ok(Actor {
+                name: user,
+                role: Some(crate::config::Role::Viewer),
+            });
+        }
+    }
+    let who = authorize(&state.auth.load(), bearer(headers)?, need)?;
+    if matches!(need, Need::Operator | Need::Admin) {
+        state.edge.check_write(&who.name)?;
+    }
+    Ok(who)
 }
 
 fn check_reason(reason: &str) -> Result<String, ApiError> {
