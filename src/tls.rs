@@ -106,10 +106,13 @@ pub fn failure_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(r.to_string());
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r.to_string());
-            }
+        // An I/O error's `source` skips the error it wraps; look at that one itself.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            cur = Some(inner);
+            continue;
         }
         cur = e.source();
     }

@@ -63,7 +63,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open `GET /api/v1/stream` WebSockets, anonymous readers included.
     pub max_stream_subscribers: usize,
-    /// Write requests per minute per token (per client address without one); 0 is unlimited.
+    /// Write requests per minute per token (open mode, without tokens, is not limited);
+    /// 0 is unlimited.
     pub write_requests_per_minute: u32,
     /// Write requests a token may make at once before the rate applies.
     pub write_burst: u32,

@@ -73,8 +73,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Who is asking, judged against what the route needs: a read may come as a basic-auth user
-/// (already let in by the basic-auth gate); a write then counts against its actor's rate
-/// (the webhook excepted: Alertmanager is never throttled).
+/// (already let in by the basic-auth gate); a write with a token counts against that token's
+/// rate (not the webhook: Alertmanager is never throttled; nor open mode, which has no token
+/// to count against and lets anyone write anyway).
 pub fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
     if need == Need::Read {
         if let Some(user) = super::basic::reader(state, headers) {
@@ -85,7 +86,7 @@ pub fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor,
         }
     }
     let who = authorize(&state.auth.load(), bearer(headers)?, need)?;
-    if matches!(need, Need::Operator | Need::Admin) {
+    if matches!(need, Need::Operator | Need::Admin) && who.role.is_some() {
         state.edge.check_write(&who.name)?;
     }
     Ok(who)
