@@ -197,3 +197,73 @@ fn server_tls(raw: RawTlsServer, dir: &Path, file: &str) -> Result<ServerTls, Co
         client_auth,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its key, and another key that does not fit it.
+    fn files(dir: &Path) {
+        let k = rcgen::KeyPair::generate().unwrap();
+        let c = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&k)
+            .unwrap();
+        std::fs::write(dir.join("s.pem"), c.pem()).unwrap();
+        std::fs::write(dir.join("s.key"), k.serialize_pem()).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join("other.key"), other.serialize_pem()).unwrap();
+    }
+
+    fn load(dir: &Path, text: &str) -> Result<WebConfig, ConfigError> {
+        let p = dir.join("web.yml");
+        std::fs::write(&p, text).unwrap();
+        load_web_config(&p)
+    }
+
+    #[test]
+    fn a_good_file_loads_and_an_empty_one_means_plain_http() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let w = load(
+            dir.path(),
+            &format!("tls_server_config:\n  cert_file: s.pem\n  key_file: s.key\n  client_ca_file: s.pem\n  client_auth_type: VerifyClientCertIfGiven\n  min_version: TLS13\nbasic_auth_users:\n  prom: \"{hash}\"\n"),
+        )
+        .unwrap();
+        let tls = w.tls.unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::VerifyClientCertIfGiven);
+        assert_eq!(tls.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert_eq!(w.basic_auth_users.len(), 1);
+        let empty = load(dir.path(), "").unwrap();
+        assert!(empty.tls.is_none() && empty.basic_auth_users.is_empty());
+    }
+
+    #[test]
+    fn each_mistake_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path());
+        let tls = "tls_server_config:\n  cert_file: s.pem\n";
+        let cases: &[(String, &str, &str)] = &[
+            (tls.to_string(), "tls_server_config.key_file", "is required"),
+            (format!("{tls}  key_file: other.key\n"), "tls_server_config.key_file", "does not fit cert_file"),
+            (format!("{tls}  key_file: s.pem\n"), "tls_server_config.key_file", "holds no private key"),
+            (format!("{tls}  key_file: s.key\n  client_auth_type: RequireAnyClientCert\n"), "tls_server_config.client_auth_type", "not supported"),
+            (format!("{tls}  key_file: s.key\n  client_auth_type: Maybe\n"), "tls_server_config.client_auth_type", "not a client_auth_type"),
+            (format!("{tls}  key_file: s.key\n  client_auth_type: RequireAndVerifyClientCert\n"), "tls_server_config.client_ca_file", "is required"),
+            (format!("{tls}  key_file: s.key\n  client_ca_file: s.key\n  client_auth_type: RequireAndVerifyClientCert\n"), "tls_server_config.client_ca_file", "holds no certificate"),
+            (format!("{tls}  key_file: s.key\n  min_version: TLS11\n"), "tls_server_config.min_version", "expected TLS12 or TLS13"),
+            ("basic_auth_users: { \"a:b\": \"$2y$04$abcdefghijklmnopqrstuu5Rz1hZ6y0M7BzO1tF3mC7mR0qVq5dvi\" }\n".into(), "basic_auth_users.a:b", "without ':'"),
+            ("basic_auth_users: { prom: plain }\n".into(), "basic_auth_users.prom", "not a bcrypt hash"),
+            ("http_server_config: { http2: false }\n".into(), "http_server_config", "unknown field"),
+        ];
+        for (text, key, expect) in cases {
+            let e = load(dir.path(), text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("web.yml: {key}: ")),
+                "{text:?}: no key {key} in {e}"
+            );
+            assert!(e.contains(expect), "{text:?}: {expect:?} not in {e}");
+        }
+    }
+}

@@ -155,9 +155,7 @@ pub async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Respon
     }
     let auth = s.auth.load();
     let token = super::auth::bearer(req.headers()).ok().flatten();
-    let token_reads = token.is_some()
-        && !auth.tokens.is_empty()
-        && authorize(&auth, token, Need::Read).is_ok_and(|a| a.role.is_some());
+    let token_reads = token.is_some_and(|t| reads(&auth, t));
     if token_reads || has_stream_token(&req, &auth) {
         return next.run(req).await;
     }
@@ -174,5 +172,12 @@ fn has_stream_token(req: &Request, auth: &crate::config::AuthConfig) -> bool {
             .find_map(|kv| kv.strip_prefix("access_token="))
             .map(str::to_owned)
     });
-    token.is_some_and(|t| authorize(auth, Some(&t), Need::Read).is_ok_and(|a| a.role.is_some()))
+    token.is_some_and(|t| reads(auth, &t))
+}
+
+/// A configured token with a reading role (viewer, operator, admin; not the webhook's).
+fn reads(auth: &crate::config::AuthConfig, token: &str) -> bool {
+    !auth.tokens.is_empty()
+        && authorize(auth, Some(token), Need::Read)
+            .is_ok_and(|a| a.role.is_some_and(|r| r != crate::config::Role::Webhook))
 }
