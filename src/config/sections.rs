@@ -36,8 +36,9 @@ pub(super) fn target(
     at: &Origin,
 ) -> Result<TargetConfig, ConfigError> {
     let url = raw.url.trim_end_matches('/').to_string();
-    let https = url.starts_with("https://") && url.len() > "https://".len();
-    if !https && !(url.starts_with("http://") && url.len() > "http://".len()) {
+    let has = |scheme: &str| url.starts_with(scheme) && url.len() > scheme.len();
+    let https = has("https://");
+    if !(https || has("http://")) {
         return Err(at.err("target.url", format!("{:?} is not supported; expected an http:// or https:// URL such as \"http://127.0.0.1:9101\"", raw.url)));
     }
     out.ca = match raw.ca_file {
