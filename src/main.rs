@@ -79,17 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log,
         } => {
             logging::init(&log, LogLevel::Info);
-            let web = web_config_file
-                .as_deref()
-                .map(config::load_web_config)
-                .transpose()?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
-            tracing::info!(addr = %listener.local_addr()?, ?scenario, tls, "simulator serving");
-            simulator::run(listener, scenario, web, shutdown_signal()).await?;
-            Exit::Ok
+            simulate(listen, scenario, web_config_file.as_deref()).await?
         }
         Command::Demo {
             listen,
@@ -194,6 +184,22 @@ async fn serve(start: Start, log: &LogArgs) -> anyhow::Result<Exit> {
         .is_some_and(|w| w.tls.is_some());
     tracing::info!(addr = %listener.local_addr()?, tls, target = %engine.config().target.url, history = %engine.config().storage_path.display(), "rollbackd serving");
     http::serve_with(listener, engine, start.web_config_file, shutdown_signal()).await?;
+    Ok(Exit::Ok)
+}
+
+/// The simulator, over TLS when a web config file says so.
+async fn simulate(
+    listen: SocketAddr,
+    scenario: simulator::Scenario,
+    web_config_file: Option<&Path>,
+) -> anyhow::Result<Exit> {
+    let web = web_config_file.map(config::load_web_config).transpose()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    tracing::info!(addr = %listener.local_addr()?, ?scenario, tls, "simulator serving");
+    simulator::run(listener, scenario, web, shutdown_signal()).await?;
     Ok(Exit::Ok)
 }
 

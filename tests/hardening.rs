@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::stack;
 use common::*;
 use proptest::prelude::*;
 use rcgen::{
@@ -805,4 +806,96 @@ fn yamlish() -> impl Strategy<Value = String> {
     let line = (0..3usize, key, value)
         .prop_map(|(indent, k, v)| format!("{}{k}: {v}\n", "  ".repeat(indent)));
     prop::collection::vec(line, 0..24).prop_map(|v| v.concat())
+}
+
+// ---- real clients and the real binary ----------------------------------------------------
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_over_tls_with_basic_auth() {
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let the_ca = ca("rollbackd test CA");
+    server_files(dir, &the_ca);
+    let hash = bcrypt::hash("scrape-secret", 4).unwrap();
+    write(
+        dir,
+        "web.yml",
+        &format!("tls_server_config: {{ cert_file: server.pem, key_file: server.key }}\nbasic_auth_users:\n  prometheus: \"{hash}\"\n"),
+    );
+    let app = tls_daemon(&sim, dir, "").await;
+    write(dir, "password", "scrape-secret");
+    let daemon = app.url.trim_start_matches("http://");
+    let prom_addr = format!("127.0.0.1:{}", stack::free_port());
+    let config = write(
+        dir,
+        "prometheus.yml",
+        &format!(
+            "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: rollbackd\n    scheme: https\n    tls_config: {{ ca_file: {ca} }}\n    basic_auth: {{ username: prometheus, password_file: {pw} }}\n    static_configs: [ {{ targets: [\"{daemon}\"] }} ]\n",
+            ca = dir.join("ca.pem").display(),
+            pw = dir.join("password").display()
+        ),
+    );
+    let _prom = stack::start(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--web.listen-address={prom_addr}"),
+        ],
+        dir,
+    );
+    let http = reqwest::Client::new();
+    wait_for(
+        "Prometheus to scrape rollbackd over TLS",
+        Duration::from_secs(30),
+        || async {
+            let v: Value = http
+                .get(format!("http://{prom_addr}/api/v1/query"))
+                .query(&[("query", "rollback_system_ready")])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (!v["data"]["result"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_simulator_binary_serves_tls_from_a_web_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let the_ca = ca("trading system CA");
+    server_files(dir, &the_ca);
+    write(
+        dir,
+        "web.yml",
+        "tls_server_config: { cert_file: server.pem, key_file: server.key }\n",
+    );
+    let addr = format!("127.0.0.1:{}", stack::free_port());
+    let _sim = stack::start(
+        "simulator",
+        env!("CARGO_BIN_EXE_rollbackd"),
+        &[
+            "simulate".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--web.config.file".into(),
+            dir.join("web.yml").display().to_string(),
+        ],
+        dir,
+    );
+    let url = format!("https://{addr}/v1/status");
+    let status = wait_for("the simulator to answer over TLS", LONG, || async {
+        get(&url, &trusting(&the_ca)).await.ok()
+    })
+    .await;
+    assert_eq!(status.status, 200);
+    let v: Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(v["mode"], "session_targeted");
 }
