@@ -46,6 +46,10 @@ pub struct ClientArgs {
     /// Wins over --token and ROLLBACKD_TOKEN; keeps the token out of `ps` and shell history.
     #[arg(long, global = true, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed an https:// daemon's certificate; without it the
+    /// system's CAs are trusted.
+    #[arg(long, env = "ROLLBACKD_CA_FILE", global = true, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// Print the daemon's JSON answer as received instead of a table (errors too, when JSON).
     #[arg(long, global = true)]
     pub json: bool,
@@ -88,6 +92,14 @@ pub enum Command {
         /// `environment` from the config.
         #[arg(long, env = "ROLLBACKD_ENVIRONMENT", value_name = "NAME")]
         environment: Option<String>,
+        /// The Prometheus exporter-toolkit web config file (TLS, client certificates,
+        /// basic-auth users); overrides `web_config_file` from the config.
+        #[arg(
+            long = "web.config.file",
+            env = "ROLLBACKD_WEB_CONFIG_FILE",
+            value_name = "FILE"
+        )]
+        web_config_file: Option<PathBuf>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -100,6 +112,10 @@ pub enum Command {
         /// How the simulated trading system behaves.
         #[arg(long, value_enum, default_value = "steady", value_name = "NAME")]
         scenario: Scenario,
+        /// Serve TLS as this exporter-toolkit web config file says (its basic-auth users
+        /// are ignored).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -122,6 +138,9 @@ pub enum Command {
         /// Apply this environment's overrides (e.g. production, staging).
         #[arg(long, env = "ROLLBACKD_ENVIRONMENT", value_name = "NAME")]
         environment: Option<String>,
+        /// Also check this web config file, as `serve --web.config.file` would use it.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Show the daemon's status.
     Status {

@@ -6,7 +6,7 @@ use rollbackd::logging::{self, LogArgs, LogLevel};
 use rollbackd::output;
 use rollbackd::{client, config, demo, engine, http, rules, simulator};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Ctrl-C or SIGTERM.
@@ -61,20 +61,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config: path,
             listen,
             environment,
+            web_config_file,
             log,
-        } => serve(path, listen, environment, &log).await?,
+        } => {
+            let start = Start {
+                path,
+                listen,
+                environment,
+                web_config_file,
+            };
+            serve(start, &log).await?
+        }
         Command::Simulate {
             listen,
             scenario,
+            web_config_file,
             log,
         } => {
             logging::init(&log, LogLevel::Info);
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(addr = %listener.local_addr()?, ?scenario, "simulator serving");
-            simulator::run(listener, scenario, shutdown_signal()).await?;
-            Exit::Ok
+            simulate(listen, scenario, web_config_file.as_deref()).await?
         }
         Command::Demo {
             listen,
@@ -84,12 +89,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init(&log, LogLevel::Error);
             return demo::run(listen, keep_running, shutdown_signal()).await;
         }
-        Command::CheckConfig { file, environment } => {
-            match config::load(&file, environment.as_deref()) {
-                Ok(cfg) => print(&format!("{}ok\n", cfg.describe()))?,
-                Err(e) => refuse(&format!("config error: {e}")),
-            }
-        }
+        Command::CheckConfig {
+            file,
+            environment,
+            web_config_file,
+        } => match load_config(
+            Some(&file),
+            environment.as_deref(),
+            web_config_file.as_deref(),
+        ) {
+            Ok(cfg) => print(&format!("{}ok\n", cfg.describe()))?,
+            Err(e) => refuse(&format!("config error: {e}")),
+        },
         Command::Contacts {
             command: ContactsCommand::Render { file, production },
         } => match rollbackd::contacts::render_file(&file, production) {
@@ -120,19 +131,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(exit.into())
 }
 
-async fn serve(
+/// The config file (or the defaults), with a web config file from the command line winning
+/// over `web_config_file`.
+fn load_config(
+    path: Option<&Path>,
+    environment: Option<&str>,
+    web_config_file: Option<&Path>,
+) -> Result<config::Config, config::ConfigError> {
+    let mut cfg = match path {
+        Some(p) => config::load(p, environment)?,
+        None => config::defaults(environment)?,
+    };
+    if let Some(w) = web_config_file {
+        cfg.web = Some(config::load_web_config(w)?);
+    }
+    Ok(cfg)
+}
+
+/// What `serve` was started with.
+struct Start {
     path: Option<PathBuf>,
     listen: Option<SocketAddr>,
     environment: Option<String>,
-    log: &LogArgs,
-) -> anyhow::Result<Exit> {
+    web_config_file: Option<PathBuf>,
+}
+
+async fn serve(start: Start, log: &LogArgs) -> anyhow::Result<Exit> {
     logging::init(log, LogLevel::Info);
     catch_hangups();
-    let mut cfg = match &path {
-        Some(p) => config::load(p, environment.as_deref())?,
-        None => config::defaults(environment.as_deref())?,
-    };
-    if let Some(l) = listen {
+    let mut cfg = load_config(
+        start.path.as_deref(),
+        start.environment.as_deref(),
+        start.web_config_file.as_deref(),
+    )?;
+    if let Some(l) = start.listen {
         cfg.listen = l;
     }
     if cfg.auth.tokens.is_empty() {
@@ -145,8 +177,29 @@ async fn serve(
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let engine = engine::Engine::start(cfg).await?;
-    tracing::info!(addr = %listener.local_addr()?, target = %engine.config().target.url, history = %engine.config().storage_path.display(), "rollbackd serving");
-    http::serve(listener, engine, shutdown_signal()).await?;
+    let tls = engine
+        .config()
+        .web
+        .as_ref()
+        .is_some_and(|w| w.tls.is_some());
+    tracing::info!(addr = %listener.local_addr()?, tls, target = %engine.config().target.url, history = %engine.config().storage_path.display(), "rollbackd serving");
+    http::serve_with(listener, engine, start.web_config_file, shutdown_signal()).await?;
+    Ok(Exit::Ok)
+}
+
+/// The simulator, over TLS when a web config file says so.
+async fn simulate(
+    listen: SocketAddr,
+    scenario: simulator::Scenario,
+    web_config_file: Option<&Path>,
+) -> anyhow::Result<Exit> {
+    let web = web_config_file.map(config::load_web_config).transpose()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    tracing::info!(addr = %listener.local_addr()?, ?scenario, tls, "simulator serving");
+    simulator::run(listener, scenario, web, shutdown_signal()).await?;
     Ok(Exit::Ok)
 }
 

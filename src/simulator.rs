@@ -171,16 +171,28 @@ impl Simulator {
     }
 }
 
-/// Serves the simulator until `shutdown` completes.
+/// Serves the simulator until `shutdown` completes; over TLS when `web` sets it (the target
+/// of a daemon whose `target.url` is `https://`).
 pub async fn run(
     listener: tokio::net::TcpListener,
     scenario: Scenario,
+    web: Option<crate::config::WebConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sim = Simulator::new(scenario);
-    axum::serve(listener, sim.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let settings = crate::listener::ListenerSettings {
+        web,
+        limits: Default::default(),
+    };
+    let settings = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(settings));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        cancel.cancel();
+    });
+    crate::listener::run(listener, sim.router(), settings, Default::default(), stop).await;
+    Ok(())
 }
 
 /// A refused control or switch request: 400 with the SPEC's error shape. Boxed so a handler's

@@ -4,6 +4,9 @@
 
 use crate::config::TargetConfig;
 use crate::domain::{SwitchRequest, TargetStatus};
+use crate::tls::ClientTls;
+use crate::transport::{Transport, TransportError};
+use axum::http::Method;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +37,7 @@ impl TargetError {
 
 #[derive(Clone)]
 pub struct TargetClient {
-    http: reqwest::Client,
+    http: Transport,
     base: String,
     timeout: Duration,
     retries: u32,
@@ -43,12 +46,12 @@ pub struct TargetClient {
 
 impl TargetClient {
     pub fn new(cfg: &TargetConfig) -> TargetClient {
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("rollbackd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client without TLS builds");
+        let tls = ClientTls {
+            ca: cfg.ca.as_ref().map(|c| c.certs.clone()),
+            identity: None,
+        };
+        let http = Transport::new(&cfg.url, &tls, cfg.timeout)
+            .expect("target.ca_file was checked when the config was read");
         TargetClient {
             http,
             base: cfg.url.clone(),
@@ -64,18 +67,18 @@ impl TargetClient {
 
     /// One attempt: polling does not retry, the next poll is the retry.
     pub async fn status(&self) -> Result<TargetStatus, TargetError> {
-        self.call(reqwest::Method::GET, "/v1/status", None).await
+        self.call(Method::GET, "/v1/status", None).await
     }
 
     /// Status with the bounded retries, for reading back after a switch.
     pub async fn status_with_retries(&self) -> Result<TargetStatus, TargetError> {
-        self.with_retries(|| self.call(reqwest::Method::GET, "/v1/status", None))
+        self.with_retries(|| self.call(Method::GET, "/v1/status", None))
             .await
     }
 
     pub async fn switch(&self, req: &SwitchRequest) -> Result<TargetStatus, TargetError> {
-        let body = serde_json::to_value(req).expect("switch request serializes");
-        self.with_retries(|| self.call(reqwest::Method::PUT, "/v1/mode", Some(&body)))
+        let body = serde_json::to_vec(req).expect("switch request serializes");
+        self.with_retries(|| self.call(Method::PUT, "/v1/mode", Some(body.clone())))
             .await
     }
 
@@ -102,29 +105,22 @@ impl TargetClient {
 
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<TargetStatus, TargetError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).timeout(self.timeout);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
+        let answer = self
+            .http
+            .send(method, &url, &[], body, self.timeout)
             .await
             .map_err(|e| self.transport_error(&url, e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&url, e))?;
-        if !status.is_success() {
+        let bytes = answer.body;
+        if !answer.status.is_success() {
             let body = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
             return Err(TargetError::Status {
                 url,
-                status: status.as_u16(),
+                status: answer.status.as_u16(),
                 body,
             });
         }
@@ -134,23 +130,24 @@ impl TargetClient {
         })
     }
 
-    fn transport_error(&self, url: &str, e: reqwest::Error) -> TargetError {
-        if e.is_timeout() {
-            TargetError::Timeout {
+    fn transport_error(&self, url: &str, e: TransportError) -> TargetError {
+        match e {
+            TransportError::Timeout(_) => TargetError::Timeout {
                 url: url.into(),
                 timeout_ms: self.timeout.as_millis(),
-            }
-        } else {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message = format!("{message}: {s}");
-                source = s.source();
-            }
-            TargetError::Unreachable {
+            },
+            TransportError::TooLarge => TargetError::InvalidResponse {
+                url: url.into(),
+                message: e.to_string(),
+            },
+            TransportError::Tls(why) => TargetError::Unreachable {
+                url: url.into(),
+                message: format!("TLS handshake failed: {why} (is target.ca_file the CA that signed the target's certificate?)"),
+            },
+            TransportError::Failed(message) => TargetError::Unreachable {
                 url: url.into(),
                 message,
-            }
+            },
         }
     }
 }
@@ -172,6 +169,7 @@ mod tests {
             timeout: Duration::from_millis(300),
             retries,
             retry_backoff: Duration::from_millis(5),
+            ca: None,
         })
     }
 

@@ -242,6 +242,8 @@ async fn agents_down_fail_the_validation() {
 
 #[tokio::test]
 async fn a_flaky_target_is_retried_to_success() {
+    // Polls are slow here so they do not take the failing turns of the simulator's "every
+    // second request fails" counter away from the switch and its read-back.
     let Env {
         app,
         sim,
@@ -250,6 +252,7 @@ async fn a_flaky_target_is_retried_to_success() {
         Scenario::Flaky,
         &Options {
             automatic_rollback: false,
+            poll_interval: "10s",
             ..Default::default()
         },
     )

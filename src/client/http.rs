@@ -2,7 +2,10 @@
 //! code and a message that names the daemon's own words.
 
 use crate::exit::Exit;
+use crate::tls::ClientTls;
+use crate::transport::{Transport, TransportError};
 use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 /// A 2xx answer: the body as received (for `--json`) and parsed.
@@ -41,24 +44,28 @@ impl Refusal {
 }
 
 pub struct Client {
-    http: reqwest::Client,
+    http: Transport,
     url: String,
     token: Option<String>,
 }
 
+/// A rollback answers after the switch and the first validation.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // A rollback answers after the switch and the first validation.
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client builds");
-        Client {
+    /// `ca_file` is the CA that signed an `https://` daemon's certificate (else the system's).
+    pub fn new(url: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Client, String> {
+        let ca = ca_file
+            .map(|p| crate::tls::read_certs(p).map_err(|e| format!("the CA file (--ca-file): {e}")))
+            .transpose()?;
+        let tls = ClientTls { ca, identity: None };
+        let http = Transport::new(url, &tls, Duration::from_secs(5))
+            .map_err(|e| format!("the CA file (--ca-file): {e}"))?;
+        Ok(Client {
             http,
             url: url.trim_end_matches('/').to_owned(),
             token,
-        }
+        })
     }
 
     pub async fn send(
@@ -68,43 +75,41 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, Refusal> {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.url))
+            .map_err(|e| Refusal::new(Exit::Usage, format!("{:?} is not a URL: {e}", self.url)))?;
         if !query.is_empty() {
-            req = req.query(query);
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
+        let mut headers = Vec::new();
         if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+            headers.push(("authorization", format!("Bearer {t}")));
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let raw = resp.text().await.map_err(|e| self.unreachable(e))?;
+        let json = body.map(|b| serde_json::to_vec(b).expect("a JSON value serializes"));
+        let answer = self
+            .http
+            .send(method, url.as_str(), &headers, json, TIMEOUT)
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let raw = String::from_utf8_lossy(&answer.body).into_owned();
         let value = serde_json::from_str(&raw).ok();
-        if status.is_success() {
+        if answer.status.is_success() {
             let value = value.unwrap_or_else(|| Value::String(raw.clone()));
             return Ok(Answer { raw, value });
         }
-        Err(refused(status.as_u16(), raw, value))
+        Err(refused(answer.status.as_u16(), raw, value))
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> Refusal {
-        let mut why = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            why.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        let what = if e.is_timeout() {
-            "timed out talking to"
-        } else {
-            "cannot reach"
+    fn unreachable(&self, e: TransportError) -> Refusal {
+        let message = match e {
+            TransportError::Timeout(_) => format!("timed out talking to rollbackd at {}", self.url),
+            TransportError::Tls(why) => format!(
+                "cannot reach rollbackd at {}: TLS handshake failed: {why} (give the CA that signed its certificate with --ca-file or ROLLBACKD_CA_FILE)",
+                self.url
+            ),
+            e => format!("cannot reach rollbackd at {}: {e}", self.url),
         };
-        Refusal::new(
-            Exit::Unreachable,
-            format!("{what} rollbackd at {}: {why}", self.url),
-        )
+        Refusal::new(Exit::Unreachable, message)
     }
 }
 

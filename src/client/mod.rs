@@ -222,7 +222,13 @@ async fn execute(req: Request, args: &ClientArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Usage);
         }
     };
-    let client = Client::new(&args.url, token);
+    let client = match Client::new(&args.url, token, args.ca_file.as_deref()) {
+        Ok(c) => c,
+        Err(msg) => {
+            output::eprint_line(&format!("rollbackd: {msg}"));
+            return Ok(Exit::Usage);
+        }
+    };
     let clock = Clock::system();
     let answer = client
         .send(req.method, &req.path, &req.query, req.body.as_ref())

@@ -38,12 +38,18 @@ impl Config {
                 .unwrap_or("(none: base thresholds)")
         ));
         out.push_str(&format!(
-            "listen: {}\ntarget: {} (timeout {}, {} retries)\n",
+            "listen: {}\ntarget: {} (timeout {}, {} retries{})\n",
             self.listen,
             self.target.url,
             humantime::format_duration(self.target.timeout),
-            self.target.retries
+            self.target.retries,
+            self.target
+                .ca
+                .as_ref()
+                .map(|c| format!(", CA {}", c.path.display()))
+                .unwrap_or_default()
         ));
+        out.push_str(&self.describe_edge());
         out.push_str(&format!("storage: {}\n", self.storage_path.display()));
         out.push_str(&format!(
             "monitoring: active_on_start={} poll_interval={} automatic_rollback={} alertmanager_rollback={}\n",
@@ -79,5 +85,31 @@ impl Config {
             }
         ));
         out
+    }
+
+    /// The listener: TLS, basic auth and the limits.
+    fn describe_edge(&self) -> String {
+        let web = match &self.web {
+            None => "web: plain HTTP, no basic auth\n".to_string(),
+            Some(w) => format!(
+                "web: {}: {}, {} basic-auth user(s)\n",
+                w.file.display(),
+                match &w.tls {
+                    Some(t) => format!("TLS (client certificates: {:?})", t.client_auth),
+                    None => "plain HTTP".into(),
+                },
+                w.basic_auth_users.len()
+            ),
+        };
+        let l = &self.limits;
+        format!(
+            "{web}limits: header_read_timeout={} idle_timeout={} max_connections={} max_stream_subscribers={} write_requests_per_minute={} write_burst={}\n",
+            humantime::format_duration(l.header_read_timeout),
+            humantime::format_duration(l.idle_timeout),
+            l.max_connections,
+            l.max_stream_subscribers,
+            l.write_requests_per_minute,
+            l.write_burst
+        )
     }
 }

@@ -13,10 +13,12 @@ mod raw;
 mod sections;
 mod thresholds;
 mod validate;
+mod web;
 
 pub use error::ConfigError;
 pub use overlay::{apply_overlay, OverlayOrigin};
 pub use thresholds::SEED_THRESHOLDS;
+pub use web::{load_web_config, ClientAuth, ServerTls, WebConfig};
 
 use crate::domain::condition::ConditionSpec;
 use crate::domain::lifecycle::MODE_UNIVERSAL_CYCLE_4;
@@ -43,8 +45,44 @@ pub struct Config {
     pub cooldown: Duration,
     pub validation: ValidationConfig,
     pub auth: AuthConfig,
+    /// TLS and basic auth for the listener, from `web_config_file` (or `--web.config.file`).
+    pub web: Option<WebConfig>,
+    pub limits: Limits,
     pub conditions: Vec<ConditionSpec>,
     pub environments: Vec<String>,
+}
+
+/// What one client may hold of the listener; see docs/security.md.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// From a new connection (or the first byte of a kept-alive one's next request) until the
+    /// request's headers are complete; a TLS handshake must also finish within it.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait, idle, for its next request.
+    pub idle_timeout: Duration,
+    /// Open connections; at the cap the oldest idle one is closed to make room, and a new
+    /// connection is closed at once when none is idle.
+    pub max_connections: usize,
+    /// Open `GET /api/v1/stream` WebSockets, anonymous readers included.
+    pub max_stream_subscribers: usize,
+    /// Write requests per minute per token (open mode, without tokens, is not limited);
+    /// 0 is unlimited.
+    pub write_requests_per_minute: u32,
+    /// Write requests a token may make at once before the rate applies.
+    pub write_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 256,
+            max_stream_subscribers: 64,
+            write_requests_per_minute: 60,
+            write_burst: 10,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +91,16 @@ pub struct TargetConfig {
     pub timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// The CA that signed an `https://` target's certificate (`target.ca_file`); `None`
+    /// trusts the system's CAs.
+    pub ca: Option<CaFile>,
+}
+
+/// A CA file, read and checked when the config is.
+#[derive(Clone, Debug)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +194,7 @@ impl Default for Config {
                 timeout: Duration::from_secs(2),
                 retries: 2,
                 retry_backoff: Duration::from_millis(100),
+                ca: None,
             },
             agents_expected: 8,
             profile: RollbackProfile {
@@ -168,6 +217,8 @@ impl Default for Config {
                 stability_interval: Duration::from_secs(60),
             },
             auth: AuthConfig::default(),
+            web: None,
+            limits: Limits::default(),
             conditions: thresholds::seed_conditions(),
             environments: vec!["production".into(), "staging".into()],
         }
@@ -235,6 +286,18 @@ fn build(
     }
     if let Some(a) = raw.auth {
         cfg.auth = sections::auth(a, &at)?;
+    }
+    if let Some(f) = raw.web_config_file {
+        cfg.web = Some(load_web_config(&at.base_dir.join(f)).map_err(|e| {
+            if e.key == "(file)" {
+                at.err("web_config_file", format!("{}: {}", e.file, e.message))
+            } else {
+                e
+            }
+        })?);
+    }
+    if let Some(l) = raw.limits {
+        cfg.limits = sections::limits(l, cfg.limits, &at)?;
     }
     let inline = RawThresholds {
         trigger_conditions: raw.trigger_conditions,
@@ -355,7 +418,13 @@ auth:
             ("monitoring: { poll_interval: fast }\n", "monitoring.poll_interval", "expected a duration"),
             ("monitoring: { poll_interval: 1ms }\n", "monitoring.poll_interval", "at least 10ms"),
             ("agents: { expected: eight }\n", "agents.expected", "invalid type"),
-            ("target: { url: \"https://x\" }\n", "target.url", "http://"),
+            ("target: { url: \"ftp://x\" }\n", "target.url", "http:// or https://"),
+            ("target: { url: \"https://x\", ca_file: nowhere.pem }\n", "target.ca_file", "cannot read"),
+            ("target: { url: \"http://x\", ca_file: nowhere.pem }\n", "target.ca_file", "only for an https://"),
+            ("web_config_file: nowhere.yml\n", "web_config_file", "cannot read the web config file"),
+            ("limits: { max_connections: 0 }\n", "limits.max_connections", "at least 1"),
+            ("limits: { header_read_timeout: 0s }\n", "limits.header_read_timeout", "greater than 0"),
+            ("limits: { max_conections: 5 }\n", "limits.max_conections", "unknown field"),
             ("validation: { pass_score: 185 }\n", "validation.pass_score", "0 to 100"),
             ("trigger_conditions:\n  walk_forward_stability: { critical_threshold: 60.0, warning_threshold: 50.0 }\n", "trigger_conditions.walk_forward_stability", "must be above"),
             ("trigger_conditions:\n  max_drawdown: { critical_threshold: 3.0 }\n", "trigger_conditions.max_drawdown", "must be below"),

@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     pub(super) cooldown: Option<Dur>,
     pub(super) validation: Option<RawValidation>,
     pub(super) auth: Option<RawAuth>,
+    pub(super) web_config_file: Option<PathBuf>,
+    pub(super) limits: Option<RawLimits>,
     pub(super) thresholds_file: Option<PathBuf>,
     pub(super) trigger_conditions: Option<BTreeMap<String, RawCondition>>,
     pub(super) environments: Option<BTreeMap<String, Overrides>>,
@@ -56,6 +58,18 @@ pub(super) struct RawTarget {
     pub(super) timeout: Option<Dur>,
     pub(super) retries: Option<u32>,
     pub(super) retry_backoff: Option<Dur>,
+    pub(super) ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) header_read_timeout: Option<Dur>,
+    pub(super) idle_timeout: Option<Dur>,
+    pub(super) max_connections: Option<u32>,
+    pub(super) max_stream_subscribers: Option<u32>,
+    pub(super) write_requests_per_minute: Option<u32>,
+    pub(super) write_burst: Option<u32>,
 }
 
 #[derive(Deserialize)]

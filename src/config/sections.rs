@@ -3,12 +3,12 @@
 
 use super::error::Origin;
 use super::raw::{
-    Dur, RawAgents, RawAuth, RawMonitoring, RawProfile, RawStorage, RawTarget, RawToken,
+    Dur, RawAgents, RawAuth, RawLimits, RawMonitoring, RawProfile, RawStorage, RawTarget, RawToken,
     RawValidation,
 };
 use super::{
-    AuthConfig, ConfigError, MonitoringConfig, Role, RollbackProfile, TargetConfig, Token,
-    ValidationConfig, MIN_TOKEN_LEN,
+    AuthConfig, CaFile, ConfigError, Limits, MonitoringConfig, Role, RollbackProfile, TargetConfig,
+    Token, ValidationConfig, MIN_TOKEN_LEN,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,9 +36,21 @@ pub(super) fn target(
     at: &Origin,
 ) -> Result<TargetConfig, ConfigError> {
     let url = raw.url.trim_end_matches('/').to_string();
-    if !url.starts_with("http://") || url.len() <= "http://".len() {
-        return Err(at.err("target.url", format!("{:?} is not supported; expected an http:// URL such as \"http://127.0.0.1:9101\" (put a TLS proxy in front of an https target)", raw.url)));
+    let has = |scheme: &str| url.starts_with(scheme) && url.len() > scheme.len();
+    let https = has("https://");
+    if !(https || has("http://")) {
+        return Err(at.err("target.url", format!("{:?} is not supported; expected an http:// or https:// URL such as \"http://127.0.0.1:9101\"", raw.url)));
     }
+    out.ca = match raw.ca_file {
+        None => None,
+        Some(_) if !https => {
+            return Err(at.err(
+                "target.ca_file",
+                "is only for an https:// target; target.url is http://",
+            ))
+        }
+        Some(f) => Some(ca_file(at.base_dir.join(f), "target.ca_file", at)?),
+    };
     out.url = url;
     if let Some(Dur(d)) = raw.timeout {
         if d.is_zero() {
@@ -57,6 +69,61 @@ pub(super) fn target(
     }
     if let Some(Dur(d)) = raw.retry_backoff {
         out.retry_backoff = d;
+    }
+    Ok(out)
+}
+
+/// A CA file whose certificates can all serve as trust anchors.
+fn ca_file(path: PathBuf, key: &str, at: &Origin) -> Result<CaFile, ConfigError> {
+    let certs = crate::tls::read_certs(&path)
+        .and_then(|c| crate::tls::roots(&c).map(|_| c))
+        .map_err(|m| at.err(key, m))?;
+    Ok(CaFile { path, certs })
+}
+
+pub(super) fn limits(raw: RawLimits, mut out: Limits, at: &Origin) -> Result<Limits, ConfigError> {
+    let positive = |d: Option<Dur>, key: &str, into: &mut Duration| match d {
+        Some(Dur(d)) if d.is_zero() => {
+            Err(at.err(format!("limits.{key}"), "must be greater than 0"))
+        }
+        Some(Dur(d)) => {
+            *into = d;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    positive(
+        raw.header_read_timeout,
+        "header_read_timeout",
+        &mut out.header_read_timeout,
+    )?;
+    positive(raw.idle_timeout, "idle_timeout", &mut out.idle_timeout)?;
+    let at_least_one = |n: Option<u32>, key: &str, into: &mut usize| match n {
+        Some(0) => Err(at.err(format!("limits.{key}"), "must be at least 1")),
+        Some(n) => {
+            *into = n as usize;
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    at_least_one(
+        raw.max_connections,
+        "max_connections",
+        &mut out.max_connections,
+    )?;
+    at_least_one(
+        raw.max_stream_subscribers,
+        "max_stream_subscribers",
+        &mut out.max_stream_subscribers,
+    )?;
+    if let Some(n) = raw.write_requests_per_minute {
+        out.write_requests_per_minute = n;
+    }
+    if let Some(b) = raw.write_burst {
+        if b == 0 {
+            return Err(at.err("limits.write_burst", "must be at least 1"));
+        }
+        out.write_burst = b;
     }
     Ok(out)
 }

@@ -39,6 +39,8 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
         || new.target.timeout != running.target.timeout
         || new.target.retries != running.target.retries
         || new.target.retry_backoff != running.target.retry_backoff
+        || new.target.ca.as_ref().map(|c| (&c.path, &c.certs))
+            != running.target.ca.as_ref().map(|c| (&c.path, &c.certs))
     {
         kept.push("target");
     }

@@ -72,8 +72,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
-    authorize(&state.auth.load(), bearer(headers)?, need)
+/// Who is asking, judged against what the route needs: a read may come as a basic-auth user
+/// (already let in by the basic-auth gate); a write with a token counts against that token's
+/// rate (not the webhook: Alertmanager is never throttled; nor open mode, which has no token
+/// to count against and lets anyone write anyway).
+pub fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor, ApiError> {
+    if need == Need::Read {
+        if let Some(user) = super::basic::reader(state, headers) {
+            return Ok(Actor {
+                name: user,
+                role: Some(crate::config::Role::Viewer),
+            });
+        }
+    }
+    let who = authorize(&state.auth.load(), bearer(headers)?, need)?;
+    if matches!(need, Need::Operator | Need::Admin) && who.role.is_some() {
+        state.edge.check_write(&who.name)?;
+    }
+    Ok(who)
 }
 
 fn check_reason(reason: &str) -> Result<String, ApiError> {

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// The event a failed execution left in the history.
     pub event: Option<Box<Event>>,
+    /// Seconds until a rate-limited caller may try again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             event: None,
+            retry_after: None,
         }
     }
 
@@ -66,6 +69,10 @@ impl IntoResponse for ApiError {
             body["event"] = json!(event);
         }
         let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 "www-authenticate",

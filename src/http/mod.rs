@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod basic;
 pub mod console;
+pub mod edge;
 pub mod error;
 pub mod stream;
 
@@ -19,9 +21,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use edge::{Edge, EdgeSettings};
 use error::ApiError;
 use serde_json::json;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -42,19 +46,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The tokens in force; a config reload swaps them.
     pub auth: Arc<ArcSwap<AuthConfig>>,
+    /// TLS, basic auth and the limits in force; a config reload swaps them too.
+    pub edge: Arc<Edge>,
 }
 
-fn state(engine: Engine) -> AppState {
+fn state(engine: Engine, web_override: Option<PathBuf>) -> AppState {
+    let cfg = engine.config();
+    let settings = EdgeSettings {
+        web: cfg.web.clone(),
+        limits: cfg.limits.clone(),
+    };
+    let metrics = engine.metrics();
     AppState {
         store: engine.store(),
-        metrics: engine.metrics(),
-        auth: Arc::new(ArcSwap::from_pointee(engine.config().auth.clone())),
+        edge: Edge::new(settings, metrics.http.clone(), web_override),
+        metrics,
+        auth: Arc::new(ArcSwap::from_pointee(cfg.auth.clone())),
         engine,
     }
 }
 
 pub fn router(engine: Engine) -> Router {
-    router_with(state(engine))
+    router_with(state(engine, None))
 }
 
 fn router_with(state: AppState) -> Router {
@@ -100,6 +113,10 @@ fn router_with(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            basic::gate,
+        ))
         .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("x-frame-options", "DENY"))
@@ -148,12 +165,25 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Re-reads the config file: the engine takes the new config and the routes the new tokens.
+/// Re-reads the config file: the engine takes the new config, the routes the new tokens and
+/// the listener the new web config and limits. A `--web.config.file` given at start is
+/// re-read too (first, so a mistake in it refuses the whole reload).
 pub fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
+    let flag_web = match &state.edge.web_override {
+        Some(path) => Some(crate::config::load_web_config(path)?),
+        None => None,
+    };
     let reloaded = state.engine.reload()?;
-    state
-        .auth
-        .store(Arc::new(state.engine.config().auth.clone()));
+    let cfg = state.engine.config();
+    state.auth.store(Arc::new(cfg.auth.clone()));
+    let web = match state.edge.web_override {
+        Some(_) => flag_web,
+        None => cfg.web.clone(),
+    };
+    state.edge.update(EdgeSettings {
+        web,
+        limits: cfg.limits.clone(),
+    });
     Ok(reloaded)
 }
 
@@ -195,18 +225,30 @@ pub async fn serve(
     engine: Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, engine, None, shutdown).await
+}
+
+/// [`serve`], with the web config file given on the command line (`--web.config.file`),
+/// which then wins over the config's `web_config_file`, at start (the caller put it in the
+/// engine's config) and on every reload.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    web_override: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let token = engine.shutdown_token();
-    let state = state(engine.clone());
+    let state = state(engine.clone(), web_override);
     tokio::spawn(reload_on_hangup(state.clone(), token.clone()));
+    let (settings, metrics) = (state.edge.settings.clone(), state.edge.metrics.clone());
     let app = router_with(state);
-    let drain = async move {
+    let drain = token.clone();
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining requests, closing streams");
-        token.cancel();
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(drain)
-        .await?;
+        drain.cancel();
+    });
+    crate::listener::run(listener, app, settings, metrics, token).await;
     engine.shutdown(drain_grace(&engine)).await;
     tracing::info!("stopped");
     Ok(())

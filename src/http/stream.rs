@@ -23,14 +23,21 @@ pub async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // Browsers cannot set headers on a WebSocket; the token may come as `access_token`.
-    let token = match bearer(&headers)? {
-        Some(t) => Some(t.to_owned()),
-        None => q.get("access_token").cloned(),
-    };
-    authorize(&s.auth.load(), token.as_deref(), Need::Read)?;
+    if super::basic::reader(&s, &headers).is_none() {
+        let token = match bearer(&headers)? {
+            Some(t) => Some(t.to_owned()),
+            None => q.get("access_token").cloned(),
+        };
+        authorize(&s.auth.load(), token.as_deref(), Need::Read)?;
+    }
+    // Anonymous readers take a place too; it is freed when the stream ends.
+    let slot = s.edge.stream_slot()?;
     Ok(ws
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, s)))
+        .on_upgrade(move |socket| async move {
+            serve(socket, s).await;
+            drop(slot);
+        }))
 }
 
 async fn send(socket: &mut WebSocket, msg: &StreamMessage) -> bool {

@@ -5,6 +5,7 @@
 //! they are exact whenever Prometheus looks. Counters are registered without `_total`; the
 //! encoder appends it.
 
+pub mod http;
 mod process;
 
 use crate::config::Config;
@@ -142,6 +143,8 @@ pub struct Metrics {
     webhook_deduplicated: Counter,
     webhook_rejected: Family<ReasonLabel, Counter>,
     webhook_truncated: Counter,
+    /// The listener's counts (connections, streams, limits).
+    pub http: http::HttpMetrics,
 }
 
 fn unix(t: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -203,6 +206,7 @@ impl Metrics {
             webhook_deduplicated: reg(r, "rollback_webhook_alerts_deduplicated", "Firing rollback alerts already recorded (resends, HA duplicates)", Counter::default()),
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
+            http: http::HttpMetrics::register(r),
         }
     }
 
