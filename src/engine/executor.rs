@@ -280,6 +280,22 @@ impl Engine {
         Ok(done.await.map_err(|_| EngineError::ShuttingDown)??)
     }
 
+    /// Says how long automatic triggers stay held after a restore: the last rollback's
+    /// cooldown keeps running, and an operator should know before the next alert arrives.
+    fn cooldown_note(&self) -> Option<String> {
+        let ms = self
+            .execution()
+            .guard
+            .cooldown_remaining_ms(self.now_ms(), self.config().cooldown.as_millis() as u64);
+        (ms > 0).then(|| {
+            let left = std::time::Duration::from_secs(ms.div_ceil(1000));
+            format!(
+                "automatic triggers stay held by the cooldown for {} more (watchdog and Alertmanager rollbacks are recorded as suppressed until then; a manual rollback still executes)",
+                humantime::format_duration(left)
+            )
+        })
+    }
+
     /// Records what a restore would send, and whether the cooldown would still hold automatic
     /// triggers afterwards.
     async fn restore_plan(
@@ -510,6 +526,7 @@ impl Engine {
             (Err(e), true) => Some(format!(
                 "the switch's answer was lost ({e}); the read-back confirmed it applied"
             )),
+            (Ok(_), true) if action == Action::Restore => self.cooldown_note(),
             _ => None,
         };
         let verdict = Verdict {
