@@ -522,6 +522,44 @@ fn insert_event(
     Ok(())
 }
 
+/// A delivery's alerts (each new or a resend), and its rollback event only when this delivery
+/// was the first to record one of its rollback alerts: a twin that lost the race adds nothing.
+fn record_delivery(
+    c: &Connection,
+    alerts: &[AlertRecord],
+    event: Option<&(Box<StoredEvent>, EventStatus, TransitionDetail)>,
+) -> Result<Done> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR IGNORE INTO webhook_alerts (fingerprint, starts_at, status, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut new = Vec::with_capacity(alerts.len());
+    for a in alerts {
+        let n = stmt.execute(params![
+            a.fingerprint,
+            a.starts_at,
+            a.status,
+            format_time(&a.received_at),
+            to_json(a)
+        ])?;
+        new.push(n == 1);
+    }
+    let first = alerts
+        .iter()
+        .zip(&new)
+        .any(|(a, n)| *n && a.requests_rollback);
+    let event_recorded = match event {
+        Some((ev, status, detail)) if first => {
+            insert_event(c, ev, *status, detail)?;
+            true
+        }
+        _ => false,
+    };
+    Ok(Done::Delivery(Delivery {
+        new,
+        event_recorded,
+    }))
+}
+
 fn latest_status(c: &Connection, event_id: &str) -> Result<Option<EventStatus>> {
     let s: Option<String> = c
         .query_row(
@@ -564,39 +602,7 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
             ])?;
             Ok(Done::Id(c.last_insert_rowid()))
         }
-        Job::RecordDelivery(alerts, event) => {
-            let mut stmt = c.prepare_cached(
-                "INSERT OR IGNORE INTO webhook_alerts (fingerprint, starts_at, status, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut new = Vec::with_capacity(alerts.len());
-            for a in alerts {
-                let n = stmt.execute(params![
-                    a.fingerprint,
-                    a.starts_at,
-                    a.status,
-                    format_time(&a.received_at),
-                    to_json(a)
-                ])?;
-                new.push(n == 1);
-            }
-            // The event goes in only for alerts this delivery was the first to record: a
-            // twin delivery that lost the race records nothing more.
-            let first = alerts
-                .iter()
-                .zip(&new)
-                .any(|(a, n)| *n && a.requests_rollback);
-            let event_recorded = match event {
-                Some((ev, status, detail)) if first => {
-                    insert_event(c, ev, *status, detail)?;
-                    true
-                }
-                _ => false,
-            };
-            Ok(Done::Delivery(Delivery {
-                new,
-                event_recorded,
-            }))
-        }
+        Job::RecordDelivery(alerts, event) => record_delivery(c, alerts, event.as_ref()),
         Job::Probe => {
             c.prepare_cached("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?1)")?
                 .execute([now])?;
