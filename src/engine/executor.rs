@@ -406,25 +406,19 @@ impl Engine {
 
     /// Takes back the slot an unrecorded event was admitted to: nothing ran, no cooldown.
     pub(super) fn withdraw_slot(&self, id: &str) {
-        let held = {
-            let mut x = self.execution();
-            let held = x.guard.in_progress() == Some(id);
-            x.guard.withdraw(id);
-            held
-        };
-        if held {
-            self.emit(EngineEvent::SlotReleased {
-                event_id: id.to_owned(),
-            });
-        }
+        self.free_slot(id, Guard::withdraw);
     }
 
     /// Frees the execution slot if `id` holds it (a stale id changes nothing).
     pub(super) fn release_slot(&self, id: &str) {
+        self.free_slot(id, Guard::finish);
+    }
+
+    fn free_slot(&self, id: &str, free: fn(&mut Guard, &str)) {
         let held = {
             let mut x = self.execution();
             let held = x.guard.in_progress() == Some(id);
-            x.guard.finish(id);
+            free(&mut x.guard, id);
             held
         };
         if held {

@@ -347,19 +347,12 @@ impl SqliteStore {
 
     pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditRecord>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
+            query_bodies(
+                c,
                 "SELECT id, body FROM audit_log WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![q.before, q.kind, q.limit], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
-            rows.map(|row| {
-                let (id, body) = row?;
-                let mut rec: AuditRecord = from_json(&body)?;
-                rec.id = id;
-                Ok(rec)
-            })
-            .collect()
+                params![q.before, q.kind, q.limit],
+                |r: &mut AuditRecord, id| r.id = id,
+            )
         })
         .await
     }
@@ -408,17 +401,28 @@ fn query_events(
 }
 
 fn query_validations(c: &Connection, q: &ValidationQuery) -> Result<Vec<ValidationRun>> {
-    let mut stmt = c.prepare_cached(
+    query_bodies(
+        c,
         "SELECT id, body FROM validation_runs WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR event_id = ?2) ORDER BY id DESC LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![q.before, q.event_id, q.limit], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-    })?;
+        params![q.before, q.event_id, q.limit],
+        |r: &mut ValidationRun, id| r.id = id,
+    )
+}
+
+/// Rows of `(id, body)`: each body read as a `T` that then takes its row id.
+fn query_bodies<T: for<'de> Deserialize<'de>>(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+    set_id: impl Fn(&mut T, i64),
+) -> Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     rows.map(|row| {
         let (id, body) = row?;
-        let mut run: ValidationRun = from_json(&body)?;
-        run.id = id;
-        Ok(run)
+        let mut item: T = from_json(&body)?;
+        set_id(&mut item, id);
+        Ok(item)
     })
     .collect()
 }
