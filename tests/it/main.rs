@@ -2,3 +2,17 @@
 //! CLI and console; the daemon as a process; the real alerting loop; the shipped files.
 
 mod harness;
+
+mod auth;
+mod cli_client;
+mod daemon;
+mod history;
+mod metrics;
+mod monitoring;
+mod restore;
+mod rollback;
+mod routing;
+mod status_triggers;
+mod stream;
+mod watchdog;
+mod webhook;
