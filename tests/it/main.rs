@@ -5,6 +5,8 @@ mod harness;
 
 mod auth;
 mod cli_client;
+mod console;
+mod contacts;
 mod daemon;
 mod history;
 mod metrics;
