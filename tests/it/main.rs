@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod alert_loop;
+mod alerting_kit;
 mod auth;
 mod cli_client;
 mod console;
@@ -14,6 +16,7 @@ mod monitoring;
 mod restore;
 mod rollback;
 mod routing;
+mod stack_files;
 mod status_triggers;
 mod stream;
 mod watchdog;

@@ -4,12 +4,14 @@
 //! exist, a dashboard bound to a datasource that is not there, a panel querying a metric
 //! rollbackd does not export, a token file nobody mounts.
 //!
-//! The dashboard and PromQL helpers live in `tests/common/files.rs`; the end-to-end test runs
-//! the same expressions on a real Prometheus.
+//! The dashboard and PromQL helpers live in the harness (`dashboards`, `promql`); the
+//! end-to-end alerting test runs the same expressions on a real Prometheus.
 
-mod common;
-
-use common::files::*;
+use crate::harness::dashboards::*;
+use crate::harness::files::{read, repo};
+use crate::harness::library::load_config;
+use crate::harness::metric_docs::{documented_metrics, documented_name, is_rollbackd_metric};
+use crate::harness::promql::promql_metric_names;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1083,17 +1085,17 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             "/etc/alertmanager/secrets/rollbackd-webhook.token"
         ),
     );
-    let loaded = rollbackd::config::from_str(&text, &repo().join("deploy"), None)
+    let loaded = load_config(&text, &repo().join("deploy"), None)
         .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml does not load: {e}"));
-    assert_eq!(loaded.listen.to_string(), "0.0.0.0:9100");
-    assert_eq!(loaded.target.url, "http://simulator:9101");
+    assert_eq!(loaded.listen, "0.0.0.0:9100");
+    assert_eq!(loaded.target_url, "http://simulator:9101");
     assert_eq!(
         loaded.storage_path,
         PathBuf::from("/var/lib/rollbackd/rollbackd.db")
     );
-    assert_eq!(loaded.auth.tokens.len(), 3);
+    assert_eq!(loaded.tokens, 3);
     for env in ["production", "staging"] {
-        rollbackd::config::from_str(&text, &repo().join("deploy"), Some(env))
+        load_config(&text, &repo().join("deploy"), Some(env))
             .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml with --environment {env}: {e}"));
     }
     let storage_dir = loaded
