@@ -16,6 +16,7 @@ use crate::harness::tools::run_tool;
 use crate::harness::*;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(45);
@@ -27,21 +28,7 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     let dir = tempfile::tempdir().unwrap();
     let sinks = Shared::default();
     let alertmanagers = [loopback_addr(), loopback_addr()];
-    let stack = AlertingStack::start(Wiring {
-        dir: dir.path(),
-        daemon: &app.url,
-        webhook_token: WEBHOOK_TOKEN,
-        alertmanagers: &alertmanagers,
-        sinks: &sinks,
-        limit: LIMIT,
-    })
-    .await;
-    let am_config = dir.path().join(ALERTMANAGER_CONFIG);
-    run_tool(
-        "amtool",
-        &["check-config", am_config.to_str().unwrap()],
-        None,
-    );
+    let stack = alerting_for(&app, dir.path(), &sinks, &alertmanagers).await;
 
     let breach = Instant::now();
     app.sim
@@ -107,6 +94,32 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     );
 
     run_every_expression(&stack, &app, &alertmanagers[0]).await;
+}
+
+/// The real alerting programs for `app`, in `dir`; the real amtool accepts the Alertmanager
+/// config rendered for them.
+async fn alerting_for(
+    app: &TestApp,
+    dir: &Path,
+    sinks: &Shared,
+    alertmanagers: &[String],
+) -> AlertingStack {
+    let stack = AlertingStack::start(Wiring {
+        dir,
+        daemon: &app.url,
+        webhook_token: WEBHOOK_TOKEN,
+        alertmanagers,
+        sinks,
+        limit: LIMIT,
+    })
+    .await;
+    let am_config = dir.join(ALERTMANAGER_CONFIG);
+    run_tool(
+        "amtool",
+        &["check-config", am_config.to_str().unwrap()],
+        None,
+    );
+    stack
 }
 
 /// People: email with the seed's subject, SMS with the seed's text and the real event id,

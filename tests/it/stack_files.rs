@@ -951,10 +951,16 @@ fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
 #[test]
 fn compose_matches_the_alerting_kit_and_the_daemon_config() {
     let c = compose();
-    let names: BTreeSet<String> = services(&c).keys().map(s).collect();
-    // Prometheus: its config and rules are mounted where alerting/prometheus.yml expects them,
-    // and every host it scrapes or alerts is a service of the stack.
-    let prom_cfg_path = host_path(&c, "prometheus", "/etc/prometheus/prometheus.yml")
+    compose_matches_prometheus(&c);
+    compose_matches_alertmanager(&c);
+    compose_matches_rollbackd(&c);
+}
+
+/// Prometheus: its config and rules are mounted where alerting/prometheus.yml expects them,
+/// and every host it scrapes or alerts is a service of the stack.
+fn compose_matches_prometheus(c: &Yaml) {
+    let names: BTreeSet<String> = services(c).keys().map(s).collect();
+    let prom_cfg_path = host_path(c, "prometheus", "/etc/prometheus/prometheus.yml")
         .expect("prometheus.yml mounted");
     assert_eq!(prom_cfg_path, repo().join("alerting/prometheus.yml"));
     let prom = yaml("alerting/prometheus.yml");
@@ -966,7 +972,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             format!("/etc/prometheus/{rf}")
         };
         let dir = abs.rsplit_once('/').unwrap().0;
-        let host = host_path(&c, "prometheus", dir)
+        let host = host_path(c, "prometheus", dir)
             .unwrap_or_else(|| panic!("rule_files {rf}: {dir} is not mounted"));
         assert!(
             host.is_dir(),
@@ -996,10 +1002,12 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             "Prometheus targets {h}, not a service"
         );
     }
+}
 
-    // Alertmanager: every file its config reads resolves through the mounts to a repo file.
+/// Alertmanager: every file its config reads resolves through the mounts to a repo file.
+fn compose_matches_alertmanager(c: &Yaml) {
     assert_eq!(
-        host_path(&c, "alertmanager", "/etc/alertmanager/alertmanager.yml"),
+        host_path(c, "alertmanager", "/etc/alertmanager/alertmanager.yml"),
         Some(repo().join("alerting/alertmanager.yml"))
     );
     let am_text = read("alerting/alertmanager.yml");
@@ -1013,7 +1021,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             if key.ends_with("_file") {
                 let path = value.split('#').next().unwrap().trim().trim_matches('"');
                 if path.starts_with('/') {
-                    let host = host_path(&c, "alertmanager", path).unwrap_or_else(|| {
+                    let host = host_path(c, "alertmanager", path).unwrap_or_else(|| {
                         panic!("alertmanager reads {path}, which is not mounted")
                     });
                     assert!(
@@ -1046,22 +1054,24 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
                 "receiver {:?} sets its own smarthost/require_tls; the compose mailpit rewrite would miss it", r["name"]);
         }
     }
-    let am_svc = &services(&c)["alertmanager"];
+    let am_svc = &services(c)["alertmanager"];
     let am_cmd = s(&am_svc["command"][0]);
     assert!(am_cmd.contains("mailpit:1025") && am_cmd.contains("smtp_require_tls"));
     assert!(am_cmd.contains("exec /bin/alertmanager"));
+}
 
-    // rollbackd: its config is the repo's, and it loads (the real parser) with every token
-    // file resolved through the compose secrets.
+/// rollbackd: its config is the repo's, and it loads (the real parser) with every token file
+/// resolved through the compose secrets.
+fn compose_matches_rollbackd(c: &Yaml) {
     assert_eq!(
-        host_path(&c, "rollbackd", "/etc/rollbackd/rollbackd.yaml"),
+        host_path(c, "rollbackd", "/etc/rollbackd/rollbackd.yaml"),
         Some(repo().join("deploy/rollbackd.yaml"))
     );
     let mut text = read("deploy/rollbackd.yaml");
     let cfg = yaml("deploy/rollbackd.yaml");
     for t in cfg["auth"]["tokens"].as_sequence().unwrap() {
         let f = s(&t["token_file"]);
-        let host = host_path(&c, "rollbackd", &f)
+        let host = host_path(c, "rollbackd", &f)
             .unwrap_or_else(|| panic!("token_file {f} is not mounted"));
         assert!(
             host.is_file(),
@@ -1078,9 +1088,9 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         .find(|t| t["role"].as_str() == Some("webhook"))
         .expect("a webhook token");
     assert_eq!(
-        host_path(&c, "rollbackd", &s(&webhook["token_file"])),
+        host_path(c, "rollbackd", &s(&webhook["token_file"])),
         host_path(
-            &c,
+            c,
             "alertmanager",
             "/etc/alertmanager/secrets/rollbackd-webhook.token"
         ),
@@ -1106,7 +1116,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         .unwrap()
         .to_string();
     assert!(
-        mounts(&services(&c)["rollbackd"])
+        mounts(&services(c)["rollbackd"])
             .iter()
             .any(|(_, t, ro)| *t == storage_dir && !ro),
         "the storage directory {storage_dir} is not a writable volume"
