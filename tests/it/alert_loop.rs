@@ -6,13 +6,17 @@
 //!
 //! Then every PromQL expression of the dashboards and the rules is run on that Prometheus.
 
-mod common;
-
-use common::files::*;
-use common::stack::*;
-use common::*;
+use crate::harness::dashboards::{all_dashboard_exprs, grafana_vars_substituted};
+use crate::harness::files::repo;
+use crate::harness::mail::{decode_mail, url_decode};
+use crate::harness::metric_docs::is_rollbackd_metric;
+use crate::harness::promql::promql_metric_names;
+use crate::harness::stack::{loopback_addr, AlertingStack, Shared, Wiring, ALERTMANAGER_CONFIG};
+use crate::harness::tools::run_tool;
+use crate::harness::*;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(45);
@@ -20,31 +24,18 @@ const LIMIT: Duration = Duration::from_secs(45);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_and_people_are_told(
 ) {
-    let stack = AlertLoop::start(2, LIMIT).await;
-    let AlertLoop {
-        sim,
-        app,
-        sinks,
-        http,
-        am_addrs,
-        ..
-    } = &stack;
-    let amtool = std::process::Command::new("amtool")
-        .arg("check-config")
-        .arg(&stack.am_config)
-        .output()
-        .expect("amtool is required (Debian package prometheus-alertmanager)");
-    assert!(
-        amtool.status.success(),
-        "{}",
-        String::from_utf8_lossy(&amtool.stdout)
-    );
+    let app = TestApp::builder().manual().auth().spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    let alertmanagers = [loopback_addr(), loopback_addr()];
+    let stack = alerting_for(&app, dir.path(), &sinks, &alertmanagers).await;
 
     let breach = Instant::now();
-    sim.put("/v1/sim/metrics", json!({"walk_forward_stability": 30.0}))
+    app.sim
+        .set_metrics(json!({"walk_forward_stability": 30.0}))
         .await;
-    let event = wait_for("a rollback through Alertmanager", LIMIT, || async {
-        app.events().await.into_iter().find(|e| {
+    let event = wait_until("a rollback through Alertmanager", LIMIT, || async {
+        app.events("").await.into_iter().find(|e| {
             e["trigger_type"] == "alertmanager"
                 && matches!(e["status"].as_str(), Some("completed" | "failed"))
         })
@@ -63,31 +54,77 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     let id = event["id"].as_str().unwrap().to_string();
 
     // Both Alertmanagers deliver the same alert: the second is an HA duplicate.
-    wait_for("the HA duplicate to be deduplicated", LIMIT, || async {
-        let m = app.metrics().await;
-        (metric(&m, "rollback_webhook_alerts_deduplicated_total")? >= 1.0).then_some(())
+    wait_until("the HA duplicate to be deduplicated", LIMIT, || async {
+        let n = app
+            .metric("rollback_webhook_alerts_deduplicated_total", &[])
+            .await?;
+        (n >= 1.0).then_some(())
     })
     .await;
-    let switches = sim.sim.switches();
+    let switches = app.sim.switches();
     assert_eq!(
         switches.len(),
         1,
         "exactly one rollback reached the trading system"
     );
-    assert_eq!(
-        switches[0].parameters.get("confidence_threshold"),
-        Some(&0.55)
-    );
-    assert_eq!(switches[0].parameters.get("risk_reward_ratio"), Some(&1.8));
+    assert_eq!(switches[0]["parameters"]["confidence_threshold"], 0.55);
+    assert_eq!(switches[0]["parameters"]["risk_reward_ratio"], 1.8);
     let executed: Vec<Value> = app
-        .events()
+        .events("")
         .await
         .into_iter()
         .filter(|e| e["status"] != "suppressed")
         .collect();
     assert_eq!(executed.len(), 1, "{executed:?}");
 
-    // People: email with the seed's subject, SMS with the seed's text and the real event id, Slack.
+    wait_for_people_told(&sinks, &id).await;
+    let m = app.metrics().await;
+    m.assert(
+        "rollback_events_total",
+        &[("trigger_type", "alertmanager")],
+        1.0,
+    );
+    assert_eq!(
+        m.get(
+            "rollback_webhook_requests_rejected_total",
+            &[("reason", "unauthorized")]
+        ),
+        Some(0.0),
+        "Alertmanager's bearer token works"
+    );
+
+    run_every_expression(&stack, &app, &alertmanagers[0]).await;
+}
+
+/// The real alerting programs for `app`, in `dir`; the real amtool accepts the Alertmanager
+/// config rendered for them.
+async fn alerting_for(
+    app: &TestApp,
+    dir: &Path,
+    sinks: &Shared,
+    alertmanagers: &[String],
+) -> AlertingStack {
+    let stack = AlertingStack::start(Wiring {
+        dir,
+        daemon: &app.url,
+        webhook_token: WEBHOOK_TOKEN,
+        alertmanagers,
+        sinks,
+        limit: LIMIT,
+    })
+    .await;
+    let am_config = dir.join(ALERTMANAGER_CONFIG);
+    run_tool(
+        "amtool",
+        &["check-config", am_config.to_str().unwrap()],
+        None,
+    );
+    stack
+}
+
+/// People: email with the seed's subject, SMS with the seed's text and the real event id,
+/// Slack; bounded, showing what the sinks got.
+async fn wait_for_people_told(sinks: &Shared, id: &str) {
     let sms = format!(
         "Emergency rollback executed. Event: {id}. Status: completed. Check dashboard immediately."
     );
@@ -98,7 +135,7 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
             let mails: Vec<String> = s.mail.iter().map(|m| decode_mail(m)).collect();
             let mail = mails.iter().any(|m| {
                 m.contains("Subject: 🚨 EMERGENCY: Trading System Rolled Back to Cycle 4")
-                    && m.contains(&id)
+                    && m.contains(id)
             });
             let text = s
                 .http
@@ -107,61 +144,44 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
             let slack = s.http.iter().any(|(p, b)| {
                 p.starts_with("/slack")
                     && b.contains("EMERGENCY: Trading System Rolled Back to Cycle 4")
-                    && b.contains(&id)
+                    && b.contains(id)
             });
-            let seen = format!(
-                "mail:\n{}\nhttp:\n{}",
-                mails
-                    .iter()
-                    .map(|m| m
-                        .lines()
+            let subjects: Vec<String> = mails
+                .iter()
+                .map(|m| {
+                    m.lines()
                         .filter(|l| l.starts_with("Subject:"))
                         .collect::<Vec<_>>()
-                        .join(" | "))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                s.http
-                    .iter()
-                    .map(|(p, b)| format!(
+                        .join(" | ")
+                })
+                .collect();
+            let posts: Vec<String> = s
+                .http
+                .iter()
+                .map(|(p, b)| {
+                    format!(
                         "{p}: {}",
                         url_decode(b).chars().take(300).collect::<String>()
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                    )
+                })
+                .collect();
+            let seen = format!(
+                "mail:\n{}\nhttp:\n{}",
+                subjects.join("\n"),
+                posts.join("\n")
             );
             (mail, text, slack, seen)
         };
         if mail && text && slack {
-            break;
+            return;
         }
         assert!(told.elapsed() < LIMIT, "emergency notifications missing (email {mail}, sms {text}, slack {slack}); the sinks got:\n{seen}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let m = app.metrics().await;
-    assert_eq!(
-        metric(&m, "rollback_events_total{trigger_type=\"alertmanager\"}"),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "rollback_webhook_requests_rejected_total{reason=\"unauthorized\"}"
-        ),
-        Some(0.0),
-        "Alertmanager's bearer token works"
-    );
+}
 
-    // Every PromQL expression of the dashboards and the rules runs on this Prometheus, and every
-    // rollbackd metric it names is on /metrics (Alertmanager's on Alertmanager's).
-    let daemon_metrics = app.metrics().await;
-    let am_metrics = http
-        .get(format!("http://{}/metrics", am_addrs[0]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+/// Every PromQL expression of the dashboards and the rules: (where, expression).
+fn every_expression() -> Vec<(String, String)> {
     let mut exprs: Vec<(String, String)> = all_dashboard_exprs()
         .into_iter()
         .map(|e| {
@@ -188,20 +208,37 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
             }
         }
     }
+    exprs
+}
+
+/// Every expression runs on this Prometheus, and every rollbackd metric it names is on
+/// /metrics (Alertmanager's on Alertmanager's).
+async fn run_every_expression(stack: &AlertingStack, app: &TestApp, alertmanager: &str) {
+    let daemon_metrics = app.metrics().await.text;
+    let am_metrics = reqwest::get(format!("http://{alertmanager}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exprs = every_expression();
     assert!(exprs.len() > 50, "found only {} expressions", exprs.len());
+    let series = |text: &str, n: &str| {
+        text.lines().any(|l| {
+            !l.starts_with('#')
+                && (l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
+        })
+    };
     let mut failures = Vec::new();
     for (where_, expr) in &exprs {
-        let v = stack.query(expr).await;
+        let v = stack
+            .query(expr)
+            .await
+            .unwrap_or_else(|| panic!("Prometheus did not answer the query {expr}"));
         if v["status"] != "success" {
             failures.push(format!("{where_}: {expr}\n   -> {}", v["error"]));
         }
         for name in promql_metric_names(expr) {
-            let series = |text: &str, n: &str| {
-                text.lines().any(|l| {
-                    !l.starts_with('#')
-                        && (l.starts_with(&format!("{n}{{")) || l.starts_with(&format!("{n} ")))
-                })
-            };
             let present = if is_rollbackd_metric(&name) {
                 series(&daemon_metrics, &name)
             } else if name.starts_with("alertmanager_") {

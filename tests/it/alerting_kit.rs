@@ -9,19 +9,15 @@
 //! - Every metric a rule uses is documented in docs/metrics.md (or is `up`).
 //! - Every alert has a promtool test where it fires and one where it stays silent.
 
-mod common;
-
-use common::files::*;
+use crate::harness::files::{read, repo};
+use crate::harness::metric_docs::{documented_metrics, documented_name};
+use crate::harness::promql::promql_metric_names;
+use crate::harness::tools::run_tool;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::ErrorKind;
 use std::path::Path;
-use std::process::Command;
 
 const RUNBOOK_BASE: &str = "file:///usr/share/doc/rollbackd/runbook.md#";
-const INSTALL_HINT: &str =
-    "install the Debian packages `prometheus` and `prometheus-alertmanager` \
-     (apt-get install prometheus prometheus-alertmanager), which provide promtool and amtool";
 
 /// Files in `dir` (relative to the crate root) ending in `ext`, sorted, as relative paths.
 fn files(dir: &str, ext: &str) -> Vec<String> {
@@ -49,28 +45,17 @@ fn test_files() -> Vec<String> {
     files("alerting/tests", ".yml")
 }
 
-/// Runs a tool from the crate root; fails with its whole output unless it succeeds, and fails
-/// with an install hint when the tool is missing. Returns stdout.
+/// Runs a tool from the crate root; fails with its whole output unless it succeeds. Returns
+/// stdout.
 fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                panic!("`{program}` is not installed or not on PATH: {INSTALL_HINT}")
-            }
-            panic!("cannot run `{program}`: {e}")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "`{program} {}` failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        args.join(" "),
-        output.status
-    );
-    stdout
+    run_tool(program, args, None).stdout
+}
+
+/// promtool with `args` then every file of `files`.
+fn promtool_on(args: &[&str], files: &[String]) -> String {
+    let mut all = args.to_vec();
+    all.extend(files.iter().map(String::as_str));
+    run("promtool", &all)
 }
 
 fn yaml(rel: &str) -> Value {
@@ -154,10 +139,7 @@ fn heading_anchors(markdown: &str) -> BTreeSet<String> {
 
 #[test]
 fn promtool_check_rules_passes() {
-    let rules = rule_files();
-    let mut args = vec!["check", "rules"];
-    args.extend(rules.iter().map(String::as_str));
-    let out = run("promtool", &args);
+    let out = promtool_on(&["check", "rules"], &rule_files());
     assert!(
         out.contains("SUCCESS"),
         "unexpected promtool output:\n{out}"
@@ -166,10 +148,7 @@ fn promtool_check_rules_passes() {
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let tests = test_files();
-    let mut args = vec!["test", "rules"];
-    args.extend(tests.iter().map(String::as_str));
-    let out = run("promtool", &args);
+    let out = promtool_on(&["test", "rules"], &test_files());
     assert!(
         !out.contains("FAILED"),
         "promtool reported failures:\n{out}"
@@ -481,7 +460,6 @@ fn rules_only_use_documented_metrics() {
         documented.contains("trigger_condition_value"),
         "could not parse docs/metrics.md"
     );
-    let histogram_parts = ["_bucket", "_sum", "_count"];
     for (file, rule) in alerts() {
         let name = alert_name(&rule);
         let expr = rule["expr"].as_str().expect("expr is a string");
@@ -491,13 +469,7 @@ fn rules_only_use_documented_metrics() {
             "{file}: {name}: found no metric in {expr}"
         );
         for metric in used {
-            let known = metric == "up"
-                || documented.contains(&metric)
-                || histogram_parts.iter().any(|s| {
-                    metric
-                        .strip_suffix(s)
-                        .is_some_and(|base| documented.contains(base))
-                });
+            let known = metric == "up" || documented_name(&metric, &documented).is_some();
             assert!(
                 known,
                 "{file}: {name}: metric `{metric}` is not in docs/metrics.md"

@@ -4,12 +4,14 @@
 //! exist, a dashboard bound to a datasource that is not there, a panel querying a metric
 //! rollbackd does not export, a token file nobody mounts.
 //!
-//! The dashboard and PromQL helpers live in `tests/common/files.rs`; the end-to-end test runs
-//! the same expressions on a real Prometheus.
+//! The dashboard and PromQL helpers live in the harness (`dashboards`, `promql`); the
+//! end-to-end alerting test runs the same expressions on a real Prometheus.
 
-mod common;
-
-use common::files::*;
+use crate::harness::dashboards::*;
+use crate::harness::files::{read, repo};
+use crate::harness::library::load_config;
+use crate::harness::metric_docs::{documented_metrics, documented_name, is_rollbackd_metric};
+use crate::harness::promql::promql_metric_names;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -949,10 +951,16 @@ fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
 #[test]
 fn compose_matches_the_alerting_kit_and_the_daemon_config() {
     let c = compose();
-    let names: BTreeSet<String> = services(&c).keys().map(s).collect();
-    // Prometheus: its config and rules are mounted where alerting/prometheus.yml expects them,
-    // and every host it scrapes or alerts is a service of the stack.
-    let prom_cfg_path = host_path(&c, "prometheus", "/etc/prometheus/prometheus.yml")
+    compose_matches_prometheus(&c);
+    compose_matches_alertmanager(&c);
+    compose_matches_rollbackd(&c);
+}
+
+/// Prometheus: its config and rules are mounted where alerting/prometheus.yml expects them,
+/// and every host it scrapes or alerts is a service of the stack.
+fn compose_matches_prometheus(c: &Yaml) {
+    let names: BTreeSet<String> = services(c).keys().map(s).collect();
+    let prom_cfg_path = host_path(c, "prometheus", "/etc/prometheus/prometheus.yml")
         .expect("prometheus.yml mounted");
     assert_eq!(prom_cfg_path, repo().join("alerting/prometheus.yml"));
     let prom = yaml("alerting/prometheus.yml");
@@ -964,7 +972,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             format!("/etc/prometheus/{rf}")
         };
         let dir = abs.rsplit_once('/').unwrap().0;
-        let host = host_path(&c, "prometheus", dir)
+        let host = host_path(c, "prometheus", dir)
             .unwrap_or_else(|| panic!("rule_files {rf}: {dir} is not mounted"));
         assert!(
             host.is_dir(),
@@ -994,10 +1002,12 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             "Prometheus targets {h}, not a service"
         );
     }
+}
 
-    // Alertmanager: every file its config reads resolves through the mounts to a repo file.
+/// Alertmanager: every file its config reads resolves through the mounts to a repo file.
+fn compose_matches_alertmanager(c: &Yaml) {
     assert_eq!(
-        host_path(&c, "alertmanager", "/etc/alertmanager/alertmanager.yml"),
+        host_path(c, "alertmanager", "/etc/alertmanager/alertmanager.yml"),
         Some(repo().join("alerting/alertmanager.yml"))
     );
     let am_text = read("alerting/alertmanager.yml");
@@ -1011,7 +1021,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
             if key.ends_with("_file") {
                 let path = value.split('#').next().unwrap().trim().trim_matches('"');
                 if path.starts_with('/') {
-                    let host = host_path(&c, "alertmanager", path).unwrap_or_else(|| {
+                    let host = host_path(c, "alertmanager", path).unwrap_or_else(|| {
                         panic!("alertmanager reads {path}, which is not mounted")
                     });
                     assert!(
@@ -1044,22 +1054,24 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
                 "receiver {:?} sets its own smarthost/require_tls; the compose mailpit rewrite would miss it", r["name"]);
         }
     }
-    let am_svc = &services(&c)["alertmanager"];
+    let am_svc = &services(c)["alertmanager"];
     let am_cmd = s(&am_svc["command"][0]);
     assert!(am_cmd.contains("mailpit:1025") && am_cmd.contains("smtp_require_tls"));
     assert!(am_cmd.contains("exec /bin/alertmanager"));
+}
 
-    // rollbackd: its config is the repo's, and it loads (the real parser) with every token
-    // file resolved through the compose secrets.
+/// rollbackd: its config is the repo's, and it loads (the real parser) with every token file
+/// resolved through the compose secrets.
+fn compose_matches_rollbackd(c: &Yaml) {
     assert_eq!(
-        host_path(&c, "rollbackd", "/etc/rollbackd/rollbackd.yaml"),
+        host_path(c, "rollbackd", "/etc/rollbackd/rollbackd.yaml"),
         Some(repo().join("deploy/rollbackd.yaml"))
     );
     let mut text = read("deploy/rollbackd.yaml");
     let cfg = yaml("deploy/rollbackd.yaml");
     for t in cfg["auth"]["tokens"].as_sequence().unwrap() {
         let f = s(&t["token_file"]);
-        let host = host_path(&c, "rollbackd", &f)
+        let host = host_path(c, "rollbackd", &f)
             .unwrap_or_else(|| panic!("token_file {f} is not mounted"));
         assert!(
             host.is_file(),
@@ -1076,28 +1088,30 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         .find(|t| t["role"].as_str() == Some("webhook"))
         .expect("a webhook token");
     assert_eq!(
-        host_path(&c, "rollbackd", &s(&webhook["token_file"])),
+        host_path(c, "rollbackd", &s(&webhook["token_file"])),
         host_path(
-            &c,
+            c,
             "alertmanager",
             "/etc/alertmanager/secrets/rollbackd-webhook.token"
         ),
     );
-    let loaded = rollbackd::config::from_str(&text, &repo().join("deploy"), None)
+    let loaded = load_config(&text, &repo().join("deploy"), None)
         .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml does not load: {e}"));
-    assert_eq!(loaded.listen.to_string(), "0.0.0.0:9100");
-    assert_eq!(loaded.target.url, "http://simulator:9101");
+    assert_eq!(loaded.listen, "0.0.0.0:9100");
+    assert_eq!(loaded.target_url, "http://simulator:9101");
     assert_eq!(
         loaded.storage_path,
         PathBuf::from("/var/lib/rollbackd/rollbackd.db")
     );
-    assert_eq!(loaded.auth.tokens.len(), 3);
-    rollbackd::config::from_str(&text, &repo().join("deploy"), Some("staging"))
+    assert_eq!(loaded.tokens, 3);
+    load_config(&text, &repo().join("deploy"), Some("staging"))
         .unwrap_or_else(|e| panic!("deploy/rollbackd.yaml with --environment staging: {e}"));
     // The shipped secrets are public placeholders: production refuses to run on them.
-    let refused = rollbackd::config::from_str(&text, &repo().join("deploy"), Some("production"))
-        .expect_err("production on the shipped placeholder tokens");
-    assert!(refused.message.contains("shipped placeholder"), "{refused}");
+    let refused = match load_config(&text, &repo().join("deploy"), Some("production")) {
+        Ok(_) => panic!("production ran on the shipped placeholder tokens"),
+        Err(e) => e,
+    };
+    assert!(refused.contains("shipped placeholder"), "{refused}");
     let storage_dir = loaded
         .storage_path
         .parent()
@@ -1106,7 +1120,7 @@ fn compose_matches_the_alerting_kit_and_the_daemon_config() {
         .unwrap()
         .to_string();
     assert!(
-        mounts(&services(&c)["rollbackd"])
+        mounts(&services(c)["rollbackd"])
             .iter()
             .any(|(_, t, ro)| *t == storage_dir && !ro),
         "the storage directory {storage_dir} is not a writable volume"

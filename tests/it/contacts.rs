@@ -1,40 +1,26 @@
 //! `rollbackd contacts render`: the real binary renders the seed's directory, and the real
 //! amtool accepts the result; bad directories are refused with the contact named.
 
+use crate::harness::binary::{run_rollbackd, Out};
+use crate::harness::files::{read, repo};
+use crate::harness::tools::run_tool;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
-fn render(dir: &Path, json: &str, production: bool) -> std::process::Output {
+/// Renders `json` written to `dir/contacts.json`, for production or as a draft.
+fn render(dir: &Path, json: &str, production: bool) -> Out {
     let file = dir.join("contacts.json");
     std::fs::write(&file, json).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollbackd"));
-    cmd.args(["contacts", "render"]);
+    let mut args = vec![OsStr::new("contacts"), OsStr::new("render")];
     if production {
-        cmd.arg("--production");
+        args.push(OsStr::new("--production"));
     }
-    cmd.arg(&file).output().unwrap()
-}
-
-fn amtool_check(config: &Path) {
-    let out = Command::new("amtool")
-        .args(["check-config"])
-        .arg(config)
-        .output()
-        .unwrap_or_else(|e| panic!("amtool is required (Debian package prometheus-alertmanager; scripts/test.sh installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "amtool refused the rendered config:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    args.push(file.as_os_str());
+    run_rollbackd(&args)
 }
 
 fn seed() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/alerting/contacts.example.json"
-    ))
-    .unwrap()
+    read("alerting/contacts.example.json")
 }
 
 fn filled() -> String {
@@ -60,12 +46,8 @@ fn filled() -> String {
 fn a_filled_directory_renders_for_production_and_amtool_accepts_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = render(dir.path(), &filled(), true);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(out.ok(), "{}", out.stderr);
+    let yaml = out.stdout;
     assert!(
         yaml.contains("phone_number: '+15550101'") || yaml.contains("phone_number: \"+15550101\""),
         "{yaml}"
@@ -81,29 +63,21 @@ fn a_filled_directory_renders_for_production_and_amtool_accepts_it() {
     let templates = dir.path().join("templates");
     std::fs::create_dir(&templates).unwrap();
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/alerting/templates/rollbackd.tmpl"
-        ),
+        repo().join("alerting/templates/rollbackd.tmpl"),
         templates.join("rollbackd.tmpl"),
     )
     .unwrap();
-    amtool_check(&config);
+    run_tool("amtool", &["check-config", config.to_str().unwrap()], None);
 }
 
 #[test]
 fn the_seed_template_renders_as_a_draft_but_not_for_production() {
     let dir = tempfile::tempdir().unwrap();
     let out = render(dir.path(), &seed(), false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.ok(), "{}", out.stderr);
     let out = render(dir.path(), &seed(), true);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("contacts.json: emergency_contacts.management_contacts[0] (Operations Manager): `email` is still the placeholder \"[TO BE CONFIGURED]\""), "{err}");
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("contacts.json: emergency_contacts.management_contacts[0] (Operations Manager): `email` is still the placeholder \"[TO BE CONFIGURED]\""), "{}", out.stderr);
 }
 
 #[test]
@@ -119,8 +93,11 @@ fn bad_directories_are_refused_naming_the_contact() {
     ];
     for (json, expect) in cases {
         let out = render(dir.path(), &json, false);
-        assert_eq!(out.status.code(), Some(2), "{expect}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains(expect), "expected {expect:?} in {err}");
+        assert_eq!(out.code, Some(2), "{expect}");
+        assert!(
+            out.stderr.contains(expect),
+            "expected {expect:?} in {}",
+            out.stderr
+        );
     }
 }

@@ -1,11 +1,8 @@
-//! The real alerting programs for tests and benchmarks: Prometheus and Alertmanager started
-//! from the shipped configs (endpoints pointed at this machine's loopback), and local sinks
-//! standing in for SMTP, Slack and SNS.
-#![allow(dead_code)]
+//! The real alerting programs for tests and benchmarks: Alertmanagers and a Prometheus
+//! started from the shipped configs with their endpoints pointed at this machine's loopback,
+//! and local sinks standing in for SMTP, Slack and SNS.
 
-use super::files::repo;
-use super::{wait_for, Options, TestApp, TestSim, WEBHOOK_TOKEN};
-use rollbackd::simulator::Scenario;
+use super::wait::wait_until;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
 use std::path::{Path, PathBuf};
@@ -14,6 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// The rendered Alertmanager configuration's file name in the stack's directory.
+pub const ALERTMANAGER_CONFIG: &str = "alertmanager.yml";
+
+/// A shipped file, by its path from the repository root.
+fn shipped(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A loopback port free just now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -22,8 +28,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `127.0.0.1:<a port free just now>`.
+pub fn loopback_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
 /// A child process killed on drop; its output goes to a log printed if the test fails.
-pub struct Proc {
+struct Proc {
     name: &'static str,
     log: PathBuf,
     _child: tokio::process::Child,
@@ -42,7 +53,7 @@ impl Drop for Proc {
     }
 }
 
-pub fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> Proc {
+fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> Proc {
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = tokio::process::Command::new(program)
@@ -69,7 +80,7 @@ pub struct Sinks {
 pub type Shared = Arc<Mutex<Sinks>>;
 
 /// Slack and SNS: record every POST body by path, answer as the real services would.
-pub async fn http_sink(sinks: Shared) -> String {
+async fn http_sink(sinks: Shared) -> String {
     use axum::extract::{OriginalUri, State};
     let app = axum::Router::new()
         .fallback(|State(s): State<Shared>, OriginalUri(uri): OriginalUri, body: String| async move {
@@ -90,7 +101,7 @@ pub async fn http_sink(sinks: Shared) -> String {
 }
 
 /// A minimal SMTP server that accepts every message and keeps its DATA.
-pub async fn smtp_sink(sinks: Shared) -> String {
+async fn smtp_sink(sinks: Shared) -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(async move {
@@ -130,127 +141,22 @@ pub async fn smtp_sink(sinks: Shared) -> String {
     addr
 }
 
-pub fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Quoted-printable bodies and RFC 2047 `=?utf-8?q?...?=` / `=?utf-8?b?...?=` headers, decoded.
-pub fn decode_mail(raw: &str) -> String {
-    fn q(s: &str, underscore_space: bool) -> Vec<u8> {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'=' if i + 2 < b.len() + 1 && b.get(i + 1) == Some(&b'\n') => i += 2,
-                b'=' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'=');
-                        i += 1;
-                    }
-                },
-                b'_' if underscore_space => {
-                    out.push(b' ');
-                    i += 1;
-                }
-                c => {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-        }
-        out
-    }
-    fn b64(s: &str) -> Vec<u8> {
-        let mut bits = 0u32;
-        let mut n = 0;
-        let mut out = Vec::new();
-        for c in s.bytes() {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
-                _ => continue,
-            };
-            bits = (bits << 6) | v as u32;
-            n += 6;
-            if n >= 8 {
-                n -= 8;
-                out.push((bits >> n) as u8);
-            }
-        }
-        out
-    }
-    // Encoded words first (their `?=` must not be read as a soft line break), then the body.
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(start) = rest.find("=?") {
-        out.push_str(&rest[..start]);
-        let word = &rest[start + 2..];
-        let parts: Vec<&str> = word.splitn(3, '?').collect();
-        match (parts.len(), word.find("?=")) {
-            (3, Some(_)) => {
-                let enc = parts[1];
-                let text_end = parts[2].find("?=").unwrap();
-                let text = &parts[2][..text_end];
-                let bytes = if enc.eq_ignore_ascii_case("b") {
-                    b64(text)
-                } else {
-                    q(text, true)
-                };
-                out.push_str(&String::from_utf8_lossy(&bytes));
-                let consumed = 2 + parts[0].len() + 1 + parts[1].len() + 1 + text_end + 2;
-                rest = &rest[start + consumed..];
-            }
-            _ => {
-                out.push_str("=?");
-                rest = &rest[start + 2..];
-            }
-        }
-    }
-    out.push_str(rest);
-    String::from_utf8_lossy(&q(&out, false)).into_owned()
-}
-
-pub fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < b.len() => {
-                out.push(hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0));
-                i += 3;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn set(map: &mut Yaml, key: &str, value: Yaml) {
+fn set(map: &mut Yaml, key: &str, value: Yaml) {
     map.as_mapping_mut().unwrap().insert(Yaml::from(key), value);
 }
 
 /// The shipped Alertmanager config with only endpoints and secrets replaced.
-pub fn render_alertmanager(dir: &Path, daemon: &str, http_sink: &str, smtp: &str) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("alerting/alertmanager.yml")).unwrap();
+fn render_alertmanager(
+    dir: &Path,
+    daemon: &str,
+    token: &str,
+    http_sink: &str,
+    smtp: &str,
+) -> PathBuf {
+    let text = std::fs::read_to_string(shipped("alerting/alertmanager.yml")).unwrap();
     let mut cfg: Yaml = serde_yaml_ng::from_str(&text).unwrap();
-    let token = dir.join("webhook.token");
-    std::fs::write(&token, WEBHOOK_TOKEN).unwrap();
+    let token_file = dir.join("webhook.token");
+    std::fs::write(&token_file, token).unwrap();
     let g = cfg.get_mut("global").unwrap();
     set(g, "smtp_smarthost", Yaml::from(smtp));
     set(g, "smtp_require_tls", Yaml::from(false));
@@ -265,8 +171,7 @@ pub fn render_alertmanager(dir: &Path, daemon: &str, http_sink: &str, smtp: &str
     set(
         &mut cfg,
         "templates",
-        serde_yaml_ng::to_value(vec![repo()
-            .join("alerting/templates/*.tmpl")
+        serde_yaml_ng::to_value(vec![shipped("alerting/templates/*.tmpl")
             .display()
             .to_string()])
         .unwrap(),
@@ -287,7 +192,7 @@ pub fn render_alertmanager(dir: &Path, daemon: &str, http_sink: &str, smtp: &str
                 set(
                     auth,
                     "credentials_file",
-                    Yaml::from(token.display().to_string()),
+                    Yaml::from(token_file.display().to_string()),
                 );
             }
         }
@@ -300,28 +205,25 @@ pub fn render_alertmanager(dir: &Path, daemon: &str, http_sink: &str, smtp: &str
             }
         }
     }
-    let path = dir.join("alertmanager.yml");
+    let path = dir.join(ALERTMANAGER_CONFIG);
     std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
     path
 }
 
 /// The shipped Prometheus config with its targets pointed at this test's processes.
-pub fn render_prometheus(
+fn render_prometheus(
     dir: &Path,
     daemon_addr: &str,
     prom_addr: &str,
     am_addrs: &[String],
 ) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("alerting/prometheus.yml")).unwrap();
+    let text = std::fs::read_to_string(shipped("alerting/prometheus.yml")).unwrap();
     let mut cfg: Yaml = serde_yaml_ng::from_str(&text).unwrap();
     set(
         &mut cfg,
         "rule_files",
-        serde_yaml_ng::to_value(vec![repo()
-            .join("alerting/rules/*.yml")
-            .display()
-            .to_string()])
-        .unwrap(),
+        serde_yaml_ng::to_value(vec![shipped("alerting/rules/*.yml").display().to_string()])
+            .unwrap(),
     );
     let ams = cfg
         .get_mut("alerting")
@@ -357,112 +259,85 @@ pub fn render_prometheus(
     path
 }
 
-/// The whole alerting loop on loopback: rollbackd (its own automatic rollback off, tokens on)
-/// guarding a steady simulator, `alertmanagers` real Alertmanagers (an HA set without gossip,
-/// so each delivers) and a real Prometheus, all from configs rendered from the shipped ones,
-/// with the people's integrations pointed at local sinks.
-pub struct AlertLoop {
-    pub sim: TestSim,
-    pub app: TestApp,
-    pub sinks: Shared,
-    pub am_config: PathBuf,
-    pub am_addrs: Vec<String>,
-    /// Prometheus's base URL.
-    pub prom: String,
-    pub http: reqwest::Client,
-    _procs: Vec<Proc>,
-    // Last: the processes are gone before their directories are.
-    _dir: tempfile::TempDir,
+/// Where the alerting programs run and what they talk to.
+pub struct Wiring<'a> {
+    /// Their configs, data and logs go here.
+    pub dir: &'a Path,
+    /// The daemon's base URL: Prometheus scrapes it, the webhook posts to it.
+    pub daemon: &'a str,
+    /// The bearer token the webhook sends.
+    pub webhook_token: &'a str,
+    /// One Alertmanager per address: an HA set without gossip, so each delivers.
+    pub alertmanagers: &'a [String],
+    /// What email, Slack and SNS receive.
+    pub sinks: &'a Shared,
+    /// How long they may take to come up.
+    pub limit: Duration,
 }
 
-impl AlertLoop {
-    /// Starts everything and returns once Prometheus scrapes rollbackd and has found every
+/// Real Alertmanagers and a real Prometheus, from configs rendered from the shipped ones,
+/// with the people's integrations pointed at local sinks. Killed when dropped.
+pub struct AlertingStack {
+    /// Prometheus's base URL.
+    prom: String,
+    http: reqwest::Client,
+    _procs: Vec<Proc>,
+}
+
+impl AlertingStack {
+    /// Starts everything and returns once Prometheus scrapes the daemon and has found every
     /// Alertmanager.
-    pub async fn start(alertmanagers: usize, limit: Duration) -> AlertLoop {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        let sinks: Shared = Arc::default();
-        let http_sink = http_sink(sinks.clone()).await;
-        let smtp = smtp_sink(sinks.clone()).await;
-        let sim = TestSim::spawn(Scenario::Steady).await;
-        let app_dir = dir.join("daemon");
-        std::fs::create_dir(&app_dir).unwrap();
-        let app = TestApp::start(
-            &sim.url,
-            &app_dir,
-            &Options {
-                automatic_rollback: false,
-                auth: true,
-                ..Default::default()
-            },
-        )
-        .await;
-        let am_config = render_alertmanager(dir, &app.url, &http_sink, &smtp);
-        let am_addrs: Vec<String> = (0..alertmanagers)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
+    pub async fn start(w: Wiring<'_>) -> AlertingStack {
+        let http_sink = http_sink(w.sinks.clone()).await;
+        let smtp = smtp_sink(w.sinks.clone()).await;
+        let am_config = render_alertmanager(w.dir, w.daemon, w.webhook_token, &http_sink, &smtp);
+        let mut procs: Vec<Proc> = w
+            .alertmanagers
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| start_alertmanager(w.dir, i, addr, &am_config))
             .collect();
-        let mut procs = Vec::new();
-        for (i, addr) in am_addrs.iter().enumerate() {
-            let data = dir.join(format!("am{i}"));
-            std::fs::create_dir(&data).unwrap();
-            procs.push(start(
-                ["alertmanager-a", "alertmanager-b", "alertmanager-c"][i],
-                "prometheus-alertmanager",
-                &[
-                    format!("--config.file={}", am_config.display()),
-                    format!("--storage.path={}", data.display()),
-                    format!("--web.listen-address={addr}"),
-                    "--cluster.listen-address=".into(),
-                ],
-                dir,
-            ));
-        }
-        let prom_addr = format!("127.0.0.1:{}", free_port());
-        let daemon_addr = app.url.trim_start_matches("http://");
-        let prom_config = render_prometheus(dir, daemon_addr, &prom_addr, &am_addrs);
+        let prom_addr = loopback_addr();
+        let daemon_addr = w.daemon.trim_start_matches("http://");
+        let prom_config = render_prometheus(w.dir, daemon_addr, &prom_addr, w.alertmanagers);
         procs.push(start(
             "prometheus",
             "prometheus",
             &[
                 format!("--config.file={}", prom_config.display()),
-                format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+                format!("--storage.tsdb.path={}", w.dir.join("tsdb").display()),
                 format!("--web.listen-address={prom_addr}"),
             ],
-            dir,
+            w.dir,
         ));
-        let stack = AlertLoop {
-            sim,
-            app,
-            sinks,
-            am_config,
-            am_addrs,
+        let stack = AlertingStack {
             prom: format!("http://{prom_addr}"),
             http: reqwest::Client::new(),
             _procs: procs,
-            _dir: tmp,
         };
-        let s = &stack;
-        wait_for(
-            "Prometheus to scrape rollbackd",
-            limit,
-            move || async move {
-                let v = s.try_query("up{job=\"rollbackd\"} == 1").await?;
-                (!v["data"]["result"].as_array()?.is_empty()).then_some(())
-            },
-        )
+        stack.wait_ready(w.alertmanagers.len(), w.limit).await;
+        stack
+    }
+
+    async fn wait_ready(&self, alertmanagers: usize, limit: Duration) {
+        wait_until("Prometheus to scrape rollbackd", limit, || async {
+            let v = self.query("up{job=\"rollbackd\"} == 1").await?;
+            (!v["data"]["result"].as_array()?.is_empty()).then_some(())
+        })
         .await;
         let found = alertmanagers.to_string();
-        wait_for("Prometheus to find every Alertmanager", limit, || async {
-            let v = s
-                .try_query("prometheus_notifications_alertmanagers_discovered")
+        wait_until("Prometheus to find every Alertmanager", limit, || async {
+            let v = self
+                .query("prometheus_notifications_alertmanagers_discovered")
                 .await?;
             (v["data"]["result"][0]["value"][1] == found.as_str()).then_some(())
         })
         .await;
-        stack
     }
 
-    async fn try_query(&self, expr: &str) -> Option<Value> {
+    /// An instant query on this Prometheus: its answer whatever the status, `None` when it
+    /// did not answer.
+    pub async fn query(&self, expr: &str) -> Option<Value> {
         let r = self
             .http
             .get(format!("{}/api/v1/query", self.prom))
@@ -472,11 +347,21 @@ impl AlertLoop {
             .ok()?;
         r.json().await.ok()
     }
+}
 
-    /// An instant query on this Prometheus; its answer whatever the status.
-    pub async fn query(&self, expr: &str) -> Value {
-        self.try_query(expr)
-            .await
-            .unwrap_or_else(|| panic!("Prometheus did not answer the query {expr}"))
-    }
+/// Alertmanager number `i` at `addr`, with its own data directory and no gossip.
+fn start_alertmanager(dir: &Path, i: usize, addr: &str, config: &Path) -> Proc {
+    let data = dir.join(format!("am{i}"));
+    std::fs::create_dir(&data).unwrap();
+    start(
+        ["alertmanager-a", "alertmanager-b", "alertmanager-c"][i],
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", data.display()),
+            format!("--web.listen-address={addr}"),
+            "--cluster.listen-address=".into(),
+        ],
+        dir,
+    )
 }

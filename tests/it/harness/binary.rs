@@ -1,0 +1,164 @@
+//! The real `rollbackd` binary: as a daemon that can be killed and started again, and as the
+//! CLI client and tools an operator runs.
+
+use super::api::{Api, Body, Reply};
+use super::app::TestApp;
+use super::history::HistoryFile;
+use super::library::{Scenario, TestSim};
+use super::stack::loopback_addr;
+use super::wait::wait_until;
+use reqwest::Method;
+use serde_json::json;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How long the daemon may take to listen, and a switch to reach the target.
+const START_LIMIT: Duration = Duration::from_secs(10);
+/// How long one CLI command may take.
+const CLI_LIMIT: Duration = Duration::from_secs(8);
+
+/// Runs the binary with `args` to its end, e.g. `check-config` or `contacts render`.
+pub fn run_rollbackd<S: AsRef<OsStr>>(args: &[S]) -> Out {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+        .args(args)
+        .output()
+        .unwrap();
+    Out::from(out)
+}
+
+/// `rollbackd serve` guarding a steady simulator (automatic rollback off, waiting up to 5 s
+/// for the target), on a fixed free port so that it can be killed and started again at the
+/// same address on the same history.
+pub struct BinaryDaemon {
+    pub sim: TestSim,
+    pub api: Api,
+    config: PathBuf,
+    listen: String,
+    dir: tempfile::TempDir,
+}
+
+impl BinaryDaemon {
+    /// Writes the configuration; starts nothing but the simulator.
+    pub async fn configure() -> BinaryDaemon {
+        let builder = TestApp::builder().manual().timeout("5s");
+        let sim = TestSim::spawn(Scenario::Steady).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("rollbackd.yaml");
+        std::fs::write(&config, builder.yaml(&sim.url)).unwrap();
+        let listen = loopback_addr();
+        BinaryDaemon {
+            sim,
+            api: Api::new(&format!("http://{listen}")),
+            config,
+            listen,
+            dir,
+        }
+    }
+
+    /// Starts it and waits until `/-/ready` answers 200.
+    pub async fn start(&self) -> tokio::process::Child {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .args(["--listen", &self.listen])
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_until("the daemon to listen", START_LIMIT, || async {
+            let ready = self.api.try_send(Method::GET, "/-/ready", Body::Empty);
+            ready.await.ok().filter(|r| r.status == 200).map(|_| ())
+        })
+        .await;
+        child
+    }
+
+    /// Slows the target to `delay_ms` per answer and asks for a rollback in a task; returns once
+    /// the switch has reached the target, with the request's outcome (the answer, or the error
+    /// of a daemon gone) and the event's id.
+    pub async fn rollback_in_flight(
+        &self,
+        delay_ms: u64,
+        reason: &'static str,
+    ) -> (JoinHandle<reqwest::Result<Reply>>, String) {
+        self.sim.set_delay_ms(delay_ms).await;
+        let api = self.api.clone();
+        let pending = tokio::spawn(async move {
+            let body = json!({ "reason": reason });
+            api.try_send(Method::POST, "/api/v1/rollback", Body::Json(&body))
+                .await
+        });
+        let id = wait_until("the switch to reach the target", START_LIMIT, || async {
+            let switches = self.sim.switches();
+            Some(switches.first()?["event_id"].as_str()?.to_string())
+        })
+        .await;
+        (pending, id)
+    }
+
+    pub fn history(&self) -> HistoryFile {
+        HistoryFile::in_dir(self.dir.path())
+    }
+}
+
+/// What a run of the binary did.
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the CLI with `args`, `ROLLBACKD_TOKEN` set to `token` and nothing else from the
+/// environment's rollbackd settings; bounded.
+pub async fn cli(args: &[&str], token: Option<&str>) -> Out {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"));
+    c.args(args)
+        .env_remove("ROLLBACKD_URL")
+        .env_remove("ROLLBACKD_TOKEN")
+        .kill_on_drop(true);
+    if let Some(t) = token {
+        c.env("ROLLBACKD_TOKEN", t);
+    }
+    let out = tokio::time::timeout(CLI_LIMIT, c.output())
+        .await
+        .expect("the CLI returns in time")
+        .unwrap();
+    Out::from(out)
+}
+
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    /// Whether it exited 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Fails unless it exited 0 having printed every one of `words`.
+    #[track_caller]
+    pub fn assert_printed(&self, words: &[&str]) {
+        assert!(self.ok(), "{}", self.stderr);
+        assert!(
+            words.iter().all(|w| self.stdout.contains(w)),
+            "{}",
+            self.stdout
+        );
+    }
+
+    /// What `--json` printed.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).expect("--json prints JSON")
+    }
+}

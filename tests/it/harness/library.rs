@@ -1,0 +1,219 @@
+//! The one file that names rollbackd's library: the simulator, the engine with its HTTP server,
+//! the store and the configuration. Everything else in the tests speaks HTTP or JSON, so a
+//! change inside the library is followed here and nowhere else.
+
+use rollbackd::domain::{Action, EventStatus, TriggerType};
+use rollbackd::engine::Engine;
+use rollbackd::simulator::Simulator;
+use rollbackd::store::{Event, EventRequest, Store};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use rollbackd::simulator::Scenario;
+
+/// The seed's trigger thresholds with their environment overrides, as YAML.
+pub const SEED_THRESHOLDS: &str = rollbackd::config::SEED_THRESHOLDS;
+
+/// Asks a server to shut down gracefully: when fired, or when dropped.
+struct Shutdown(Option<oneshot::Sender<()>>);
+
+impl Shutdown {
+    /// The signal and what the server awaits to begin its shutdown.
+    fn new() -> (
+        Shutdown,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, rx) = oneshot::channel::<()>();
+        (Shutdown(Some(tx)), async move {
+            let _ = rx.await;
+        })
+    }
+
+    fn fire(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}
+
+/// The simulated trading system on 127.0.0.1:0, stopped when dropped.
+pub struct TestSim {
+    pub url: String,
+    sim: Simulator,
+    _shutdown: Shutdown,
+}
+
+impl TestSim {
+    pub async fn spawn(scenario: Scenario) -> TestSim {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sim = Simulator::new(scenario);
+        let app = sim.router();
+        let (shutdown, signal) = Shutdown::new();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+        });
+        TestSim {
+            url,
+            sim,
+            _shutdown: shutdown,
+        }
+    }
+
+    /// Every switch the trading system applied, oldest first, as JSON
+    /// (`event_id`, `mode`, `parameters`, `reason`).
+    pub fn switches(&self) -> Vec<Value> {
+        self.sim
+            .switches()
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect()
+    }
+
+    /// Sets the health values it serves from now on, e.g. `{"max_drawdown": 5.5}`.
+    pub async fn set_metrics(&self, values: Value) {
+        self.put("/v1/sim/metrics", values).await;
+    }
+
+    /// Makes every answer take `ms` milliseconds.
+    pub async fn set_delay_ms(&self, ms: u64) {
+        self.put("/v1/sim/scenario", serde_json::json!({ "delay_ms": ms }))
+            .await;
+    }
+
+    /// What the trading system reports over its own API (`mode`, `parameters`, ...).
+    pub async fn status(&self) -> Value {
+        reqwest::get(format!("{}/v1/status", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn put(&self, path: &str, body: Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "simulator refused {path}: {}",
+            r.status()
+        );
+    }
+}
+
+/// The daemon in this process: the engine and its HTTP server on the configured listener.
+/// Dropping it asks the server to drain; `stop` waits for the drain.
+pub struct Daemon {
+    pub url: String,
+    engine: Engine,
+    shutdown: Shutdown,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    /// Loads `config` (for `environment`) as `rollbackd serve` would and starts serving it.
+    pub async fn start(config: &Path, environment: Option<&str>) -> Daemon {
+        let cfg = rollbackd::config::load(config, environment).unwrap();
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let engine = Engine::start(cfg).await.unwrap();
+        let (shutdown, signal) = Shutdown::new();
+        let server = tokio::spawn(rollbackd::http::serve(listener, engine.clone(), signal));
+        Daemon {
+            url,
+            engine,
+            shutdown,
+            server,
+        }
+    }
+
+    /// The engine's status as the status route renders it, read without HTTP.
+    pub fn status(&self) -> Value {
+        serde_json::to_value(self.engine.status()).unwrap()
+    }
+
+    /// The engine's trigger view as the triggers route renders it, read without HTTP.
+    pub fn triggers(&self) -> Value {
+        serde_json::to_value(self.engine.triggers()).unwrap()
+    }
+
+    /// Drains like SIGTERM does and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.fire();
+        tokio::time::timeout(Duration::from_secs(20), self.server)
+            .await
+            .expect("the daemon drains within 20s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// What the tests check of a loaded configuration.
+pub struct LoadedConfig {
+    pub listen: String,
+    pub target_url: String,
+    pub storage_path: PathBuf,
+    pub tokens: usize,
+}
+
+/// Loads configuration text as the daemon would, paths relative to `base`.
+pub fn load_config(
+    text: &str,
+    base: &Path,
+    environment: Option<&str>,
+) -> Result<LoadedConfig, String> {
+    let c = rollbackd::config::from_str(text, base, environment).map_err(|e| e.to_string())?;
+    Ok(LoadedConfig {
+        listen: c.listen.to_string(),
+        target_url: c.target.url,
+        storage_path: c.storage_path,
+        tokens: c.auth.tokens.len(),
+    })
+}
+
+/// Leaves rollback `id` at `executing` in the history at `db`, the target never switched, as
+/// a crash between the two would.
+pub async fn seed_interrupted_rollback(db: &Path, id: &str) {
+    let store = Store::open(db).unwrap();
+    let request = EventRequest {
+        action: Action::Rollback,
+        trigger_type: TriggerType::Manual,
+        source: "api".into(),
+        reason: "crash".into(),
+        actor: "ops".into(),
+        dry_run: false,
+        alert_names: vec![],
+        fingerprints: vec![],
+        conditions: vec![],
+        mode_before: Some("session_targeted".into()),
+        parameters_before: None,
+        target_mode: "universal_cycle_4".into(),
+        target_parameters: [
+            ("confidence_threshold".to_string(), 0.55),
+            ("risk_reward_ratio".to_string(), 1.8),
+        ]
+        .into(),
+    };
+    let ev = Event::new(id.into(), request, chrono::Utc::now(), EventStatus::Pending);
+    store.insert_event(&ev, Default::default()).await.unwrap();
+    store
+        .transition(id, EventStatus::Executing, Default::default())
+        .await
+        .unwrap();
+}

@@ -1,0 +1,23 @@
+//! The integration tests, one binary: the daemon end to end through its API, stream, metrics,
+//! CLI and console; the daemon as a process; the real alerting loop; the shipped files.
+
+mod harness;
+
+mod alert_loop;
+mod alerting_kit;
+mod auth;
+mod cli_client;
+mod console;
+mod contacts;
+mod daemon;
+mod history;
+mod metrics;
+mod monitoring;
+mod restore;
+mod rollback;
+mod routing;
+mod stack_files;
+mod status_triggers;
+mod stream;
+mod watchdog;
+mod webhook;
