@@ -274,6 +274,9 @@ async fn the_panel_fits_desktop_and_phone_and_works_from_the_keyboard() {
         "a dismissed reason is not kept for the next rollback"
     );
     b.press("rolled back from the keyboard").await;
+    // No token in this tab: the dialog asks for one right after the reason.
+    b.press(TAB).await;
+    assert_eq!(b.active_id().await, "rollback-token");
     for _ in 0..3 {
         b.press(TAB).await;
     }
