@@ -6,6 +6,7 @@ mod harness;
 mod alert_loop;
 mod alerting_kit;
 mod auth;
+mod automation;
 mod cli_client;
 mod console;
 mod contacts;
