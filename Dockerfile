@@ -2,7 +2,7 @@
 # rollbackd container image: the daemon, and (same image, `simulate`) the trading-system
 # simulator of the compose stack.
 #
-#   docker build -t rollbackd .
+#   docker build -t rollbackd --build-arg ROLLBACKD_REVISION=$(git rev-parse --short=12 HEAD) .
 #   docker run --rm -p 9100:9100 rollbackd                    # built-in defaults, see below
 #   docker run --rm -v $PWD/rollbackd.yaml:/etc/rollbackd/rollbackd.yaml:ro -p 9100:9100 rollbackd
 
@@ -13,6 +13,9 @@ WORKDIR /src
 # The whole context (.dockerignore keeps it to the sources): Cargo.toml may name targets
 # (benches, tests) whose files must exist, and the console in assets/ is embedded.
 COPY . .
+
+# The source revision for rollbackd_build_info (.git is not in the context).
+ARG ROLLBACKD_REVISION=unknown
 
 # Dependencies are cached across builds in BuildKit cache mounts (the registry and the
 # target directory), so a change to rollbackd's sources recompiles rollbackd only. The

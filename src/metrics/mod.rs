@@ -86,6 +86,7 @@ struct PathLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
+    revision: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -525,11 +526,12 @@ fn register_info(r: &mut Registry, config: &Config) {
     build
         .get_or_create(&VersionLabel {
             version: env!("CARGO_PKG_VERSION").into(),
+            revision: env!("ROLLBACKD_REVISION").into(),
         })
         .set(1);
     r.register(
         "rollbackd_build_info",
-        "rollbackd's version; always 1",
+        "rollbackd's version and the source revision it was built from; always 1",
         build,
     );
     let env: Family<EnvironmentLabel, Gauge> = Family::default();

@@ -164,7 +164,23 @@ async fn metrics_every_documented_metric_is_exported_with_its_labels_and_values(
     assert_eq!(v("rollback_mode", &[("mode", "unknown")]), 0.0);
     assert_eq!(v("rollback_automatic_enabled", &[]), 0.0);
     assert_eq!(v("recovery_validation_pass_score", &[]), 85.0);
-    assert_eq!(v("rollbackd_build_info", &[("version", "0.1.0")]), 1.0);
+    let revision = env!("ROLLBACKD_REVISION");
+    assert_eq!(
+        v(
+            "rollbackd_build_info",
+            &[("version", "0.1.0"), ("revision", revision)]
+        ),
+        1.0
+    );
+    if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".git")
+        .exists()
+    {
+        assert!(
+            revision.len() == 12 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+            "a git checkout is stamped with its commit: {revision:?}"
+        );
+    }
 
     let r = app.rollback("for the last event series").await.ok();
     let id = r["id"].as_str().unwrap();
