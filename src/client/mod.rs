@@ -127,7 +127,15 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
                 MonitoringAction::Start => ("/api/v1/monitoring/start", true),
                 MonitoringAction::Stop => ("/api/v1/monitoring/stop", false),
             };
-            (post(path, None, Kind::Monitoring { active }), client)
+            // A JSON body: the daemon refuses a bodyless (cross-site) POST here.
+            (
+                post(
+                    path,
+                    Some(serde_json::json!({})),
+                    Kind::Monitoring { active },
+                ),
+                client,
+            )
         }
         _ => return None,
     })

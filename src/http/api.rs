@@ -203,29 +203,42 @@ pub async fn restore(State(s): State<AppState>, req: Request) -> Result<Response
     answer(event)
 }
 
-pub async fn monitoring_start(
-    s: State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    set_monitoring(s, headers, true).await
+pub async fn monitoring_start(s: State<AppState>, req: Request) -> Result<Response, ApiError> {
+    set_monitoring(s, req, true).await
 }
 
-pub async fn monitoring_stop(s: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    set_monitoring(s, headers, false).await
+pub async fn monitoring_stop(s: State<AppState>, req: Request) -> Result<Response, ApiError> {
+    set_monitoring(s, req, false).await
+}
+
+/// `{}` or `{"reason": "..."}`: a JSON body is required, so a cross-site form or a "simple"
+/// cross-origin POST (which cannot send `application/json` without a preflight) cannot disarm
+/// the watchdog, whatever the token setup.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringBody {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Arms or disarms the watchdog; recorded with the token's actor.
 async fn set_monitoring(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    req: Request,
     on: bool,
 ) -> Result<Response, ApiError> {
-    let who = actor(&s, &headers, Need::Operator)?;
-    let why = if on {
-        "monitoring start"
-    } else {
-        "monitoring stop"
-    };
+    let who = actor(&s, req.headers(), Need::Operator)?;
+    let StrictJson(body) = StrictJson::<MonitoringBody>::from_request(req, &s).await?;
+    let given = body.reason.as_deref().map(check_reason).transpose()?;
+    let why = given.unwrap_or_else(|| {
+        if on {
+            "monitoring start"
+        } else {
+            "monitoring stop"
+        }
+        .to_string()
+    });
+    let why = why.as_str();
     let arming = s
         .engine
         .arm(AutomaticPath::Watchdog, on, &who.name, why)

@@ -174,10 +174,10 @@ impl Api {
             .await
     }
 
-    /// `start` or `stop`, with no body.
+    /// `start` or `stop`, with `{}`.
     pub async fn monitoring(&self, action: &str) -> Reply {
-        let path = format!("/api/v1/monitoring/{action}");
-        self.send(Method::POST, &path, Body::Empty).await
+        self.post(&format!("/api/v1/monitoring/{action}"), &json!({}))
+            .await
     }
 
     /// One page of the history; `query` as in the URL, e.g. `limit=2&status=dry_run`.
