@@ -99,7 +99,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sim_port = free_port();
     let port = free_port();
-    let bin = env!("CARGO_BIN_EXE_rollbackd");
+    // ROLLBACKD_BENCH_BIN runs the same load against another build (an older commit, say),
+    // so two versions can be compared side by side on the same machine.
+    let bin = std::env::var("ROLLBACKD_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rollbackd").to_string());
+    let bin = bin.as_str();
     let mut sim = std::process::Command::new(bin)
         .args(["simulate", "--listen", &format!("127.0.0.1:{sim_port}")])
         .stderr(std::process::Stdio::null())
