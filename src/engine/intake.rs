@@ -9,7 +9,7 @@ use super::{lock, Engine, EngineError, RollbackRequest};
 use crate::alertmanager::{Alert, Payload};
 use crate::domain::lifecycle::TriggerType;
 use crate::events::EngineEvent;
-use crate::store::{AlertRecord, Store, StoreError};
+use crate::store::{AlertRecord, Delivery, Store, StoreError};
 use crate::views::WebhookOutcome;
 use chrono::Utc;
 use std::collections::HashSet;
@@ -107,7 +107,16 @@ impl Engine {
         let now = Utc::now();
         let records = fresh.iter().map(|a| record(a, now)).collect();
         let event = proposal.as_ref().map(|p| (&p.event, p.detail.clone()));
-        let delivery = match self.0.store.record_delivery(records, event).await {
+        let recorded = if fresh.is_empty() {
+            // A resend of what is already recorded: answered from memory (the hot path).
+            Ok(Delivery {
+                new: vec![],
+                event_recorded: false,
+            })
+        } else {
+            self.0.store.record_delivery(records, event).await
+        };
+        let delivery = match recorded {
             Ok(d) => d,
             Err(e) => {
                 if let Some(p) = &proposal {

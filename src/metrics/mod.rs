@@ -141,6 +141,8 @@ pub struct Metrics {
     validation_pass_score: FGauge,
     stability_watch_active: Gauge,
     webhook_alerts: Family<StatusLabel, Counter>,
+    webhook_firing: Counter,
+    webhook_resolved: Counter,
     webhook_deduplicated: Counter,
     webhook_rejected: Family<ReasonLabel, Counter>,
     webhook_truncated: Counter,
@@ -204,6 +206,8 @@ impl Metrics {
             validation_pass_score: reg(r, "recovery_validation_pass_score", "The configured pass score of a recovery validation", FGauge::default()),
             stability_watch_active: reg(r, "rollback_stability_watch_active", "1 while a stability watch runs", Gauge::default()),
             webhook_alerts: reg(r, "rollback_webhook_alerts_received", "Alerts received in valid Alertmanager deliveries", Family::default()),
+            webhook_firing: Counter::default(),
+            webhook_resolved: Counter::default(),
             webhook_deduplicated: reg(r, "rollback_webhook_alerts_deduplicated", "Firing rollback alerts already recorded (resends, HA duplicates)", Counter::default()),
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
@@ -212,7 +216,7 @@ impl Metrics {
     }
 
     /// Every known label value exists from the first scrape, and the configured values are set.
-    fn seed(&self, config: &Config) {
+    fn seed(&mut self, config: &Config) {
         for t in TriggerType::ALL {
             let _ = self.events.get_or_create(&trigger(t));
         }
@@ -224,9 +228,14 @@ impl Metrics {
         for status in ["completed", "failed"] {
             let _ = self.outcomes.get_or_create(&status_label(status));
         }
-        for status in ["firing", "resolved"] {
-            let _ = self.webhook_alerts.get_or_create(&status_label(status));
-        }
+        self.webhook_firing = self
+            .webhook_alerts
+            .get_or_create(&status_label("firing"))
+            .clone();
+        self.webhook_resolved = self
+            .webhook_alerts
+            .get_or_create(&status_label("resolved"))
+            .clone();
         for reason in Rejection::ALL {
             let _ = self
                 .webhook_rejected
@@ -310,13 +319,12 @@ impl Metrics {
                 resolved,
                 truncated,
             } => {
-                self.webhook_alerts
-                    .get_or_create(&status_label("firing"))
-                    .inc_by(*firing);
-                self.webhook_alerts
-                    .get_or_create(&status_label("resolved"))
-                    .inc_by(*resolved);
-                self.webhook_truncated.inc_by(*truncated);
+                // The webhook's hot path: the two series are resolved once, at start.
+                self.webhook_firing.inc_by(*firing);
+                self.webhook_resolved.inc_by(*resolved);
+                if *truncated > 0 {
+                    self.webhook_truncated.inc_by(*truncated);
+                }
             }
             EngineEvent::AlertsDeduplicated { count } => {
                 self.webhook_deduplicated.inc_by(*count);
