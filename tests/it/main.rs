@@ -11,6 +11,7 @@ mod cli_client;
 mod console;
 mod contacts;
 mod daemon;
+mod engine_faults;
 mod history;
 mod metrics;
 mod monitoring;

@@ -18,6 +18,7 @@ pub struct Builder {
     poll_interval: &'static str,
     automatic_rollback: bool,
     timeout: &'static str,
+    stability_window: &'static str,
     environment: Option<&'static str>,
     auth: bool,
     read_requires_token: bool,
@@ -62,6 +63,14 @@ impl Builder {
     }
 
     /// How often the watchdog polls (50ms unless set).
+    /// How long a completed rollback's stability watch lasts (1 s unless set).
+    pub fn stability_window(self, stability_window: &'static str) -> Builder {
+        Builder {
+            stability_window,
+            ..self
+        }
+    }
+
     pub fn poll_interval(self, poll_interval: &'static str) -> Builder {
         Builder {
             poll_interval,
@@ -126,9 +135,13 @@ target: {{ url: "{target_url}", timeout: {}, retries: 2, retry_backoff: 20ms }}
 agents: {{ expected: 8 }}
 monitoring: {{ active_on_start: {}, poll_interval: {}, automatic_rollback: {} }}
 cooldown: 15m
-validation: {{ pass_score: 85, stability_window: 1s, stability_interval: 100ms }}
+validation: {{ pass_score: 85, stability_window: {}, stability_interval: 100ms }}
 "#,
-            self.timeout, self.active_on_start, self.poll_interval, self.automatic_rollback,
+            self.timeout,
+            self.active_on_start,
+            self.poll_interval,
+            self.automatic_rollback,
+            self.stability_window,
         );
         if let Some(env) = self.environment {
             y.push_str(&format!("environment: {env}\n"));
@@ -212,6 +225,7 @@ impl TestApp {
         Builder {
             scenario: Scenario::Steady,
             poll_interval: "50ms",
+            stability_window: "1s",
             automatic_rollback: true,
             timeout: "500ms",
             environment: None,
@@ -238,6 +252,11 @@ impl TestApp {
     /// The engine's own trigger view (the triggers route's JSON), read without HTTP.
     pub fn engine_triggers(&self) -> Value {
         self.daemon.triggers()
+    }
+
+    /// Starts the drain and hands the engine `delivery`: true when it is refused.
+    pub async fn deliver_while_draining(&self, delivery: &Value) -> bool {
+        self.daemon.deliver_while_draining(delivery).await
     }
 
     /// Waits (bounded) until the daemon has read the target once.

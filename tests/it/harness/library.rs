@@ -153,6 +153,17 @@ impl Daemon {
         serde_json::to_value(self.engine.triggers()).unwrap()
     }
 
+    /// Starts the drain in the engine and hands it `delivery` directly: true when the engine
+    /// refuses it as shutting down.
+    pub async fn deliver_while_draining(&self, delivery: &Value) -> bool {
+        self.engine.shutdown_token().cancel();
+        let payload = rollbackd::alertmanager::parse(delivery.to_string().as_bytes()).unwrap();
+        matches!(
+            self.engine.receive_alerts(payload).await,
+            Err(rollbackd::engine::EngineError::ShuttingDown)
+        )
+    }
+
     /// Drains like SIGTERM does and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.fire();
@@ -216,4 +227,47 @@ pub async fn seed_interrupted_rollback(db: &Path, id: &str) {
         .transition(id, EventStatus::Executing, Default::default())
         .await
         .unwrap();
+}
+
+/// Leaves a completed watchdog rollback `id` in the history at `db`, created `wall_age` ago by
+/// the wall clock but `boot_age` ago by this machine's boot clock (a wall-clock step between).
+pub async fn seed_rollback_before_a_clock_step(
+    db: &Path,
+    id: &str,
+    wall_age: Duration,
+    boot_age: Duration,
+) {
+    let store = Store::open(db).unwrap();
+    let request = EventRequest {
+        action: Action::Rollback,
+        trigger_type: TriggerType::Watchdog,
+        source: "watchdog".into(),
+        reason: "before the clock step".into(),
+        actor: "rollbackd".into(),
+        dry_run: false,
+        alert_names: vec![],
+        fingerprints: vec![],
+        conditions: vec![],
+        mode_before: Some("session_targeted".into()),
+        parameters_before: None,
+        target_mode: "universal_cycle_4".into(),
+        target_parameters: Default::default(),
+    };
+    let created = chrono::Utc::now() - chrono::Duration::from_std(wall_age).unwrap();
+    let mut ev = Event::new(id.into(), request, created, EventStatus::Pending);
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+    let up: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    ev.clock = Some(rollbackd::store::ClockMark {
+        boot_id: boot_id.trim().into(),
+        since_boot_ms: ((up - boot_age.as_secs_f64()) * 1000.0) as u64,
+    });
+    store.insert_event(&ev, Default::default()).await.unwrap();
+    for s in [
+        EventStatus::Executing,
+        EventStatus::Validating,
+        EventStatus::Completed,
+    ] {
+        store.transition(id, s, Default::default()).await.unwrap();
+    }
 }
