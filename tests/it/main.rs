@@ -15,6 +15,7 @@ mod engine_faults;
 mod history;
 mod metrics;
 mod monitoring;
+mod operator_cli;
 mod restore;
 mod rollback;
 mod routing;

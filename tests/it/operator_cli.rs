@@ -1,10 +1,12 @@
-//! The command line as an operator at 3 a.m. and a script use it: the real binary against a real
-//! daemon and simulator. Exit codes per outcome, a closed stdout, help texts, completions and
-//! the man page, log formats, the rendered alert rules and the systemd unit.
+//! The command line as an operator uses it: the real `rollbackd` binary as a client of the real
+//! daemon (exit codes, pipes, tables, tokens, completions, man page, logs, SIGHUP, rules, the
+//! systemd unit).
 
-mod common;
-
-use common::*;
+use crate::harness::files::repo;
+use crate::harness::library::TestSim;
+use crate::harness::metrics::Metrics;
+use crate::harness::wait::wait_until;
+use crate::harness::*;
 use rollbackd::exit::Exit;
 use rollbackd::simulator::Scenario;
 use serde_json::{json, Value};
@@ -22,10 +24,6 @@ fn bin() -> tokio::process::Command {
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     c
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 struct Run {
@@ -58,11 +56,8 @@ async fn cli(args: &[&str]) -> Run {
     }
 }
 
-fn auth() -> Options {
-    Options {
-        auth: true,
-        ..Options::default()
-    }
+fn auth() -> crate::harness::app::Builder {
+    TestApp::builder().auth()
 }
 
 /// A loopback port nobody listens on.
@@ -73,8 +68,8 @@ fn closed_port() -> u16 {
 
 #[tokio::test]
 async fn refusals_exit_with_their_own_codes() {
-    let e = spawn(Scenario::Steady, &auth()).await;
-    let url = e.app.url.as_str();
+    let app = auth().scenario(Scenario::Steady).spawn().await;
+    let url = app.url.as_str();
     cli(&["status", "--url", url])
         .await
         .expect(Exit::Ok, "status");
@@ -116,20 +111,20 @@ async fn refusals_exit_with_their_own_codes() {
     let r = cli(&["status", "--url", &dead]).await;
     r.expect(Exit::Unreachable, "nobody listening");
     assert!(r.stderr.contains("cannot reach rollbackd"), "{}", r.stderr);
-    assert!(e.app.events().await.is_empty(), "nothing was recorded");
+    assert!(app.events("").await.is_empty(), "nothing was recorded");
 }
 
 #[tokio::test]
 async fn the_token_file_is_read_and_named_when_it_is_wrong() {
-    let e = spawn(Scenario::Steady, &auth()).await;
-    let url = e.app.url.as_str();
-    let file = e.dir.path().join("ops.token");
+    let app = auth().scenario(Scenario::Steady).spawn().await;
+    let url = app.url.as_str();
+    let file = app.dir().join("ops.token");
     std::fs::write(&file, format!("{OPS_TOKEN}\n")).unwrap();
     let path = file.to_str().unwrap();
     let r = cli(&["monitoring", "stop", "--url", url, "--token-file", path]).await;
     r.expect(Exit::Ok, "monitoring stop with a token file");
     assert_eq!(
-        e.app.get("/api/v1/status").await.1["monitoring_active"],
+        app.get("/api/v1/status").await.json["monitoring_active"],
         false
     );
     std::fs::write(&file, "\n").unwrap();
@@ -140,7 +135,7 @@ async fn the_token_file_is_read_and_named_when_it_is_wrong() {
         "{}",
         r.stderr
     );
-    let missing = e.dir.path().join("nope.token");
+    let missing = app.dir().join("nope.token");
     let r = cli(&[
         "status",
         "--url",
@@ -156,9 +151,12 @@ async fn the_token_file_is_read_and_named_when_it_is_wrong() {
 /// The switch is accepted but never applied: validation fails, the event ends `failed`.
 #[tokio::test]
 async fn a_rollback_that_ends_failed_exits_1_also_with_json() {
-    let e = spawn(Scenario::AcceptsButDoesNotApply, &Options::default()).await;
-    e.app.first_poll().await;
-    let url = e.app.url.as_str();
+    let app = TestApp::builder()
+        .scenario(Scenario::AcceptsButDoesNotApply)
+        .spawn()
+        .await;
+    app.first_poll().await;
+    let url = app.url.as_str();
     let r = cli(&["rollback", "--reason", "drill", "--url", url]).await;
     r.expect(Exit::Failed, "a failed rollback");
     assert!(r.stdout.contains("failed"), "{}", r.stdout);
@@ -190,19 +188,10 @@ async fn a_rollback_that_ends_failed_exits_1_also_with_json() {
 /// and the restores around it.
 #[tokio::test]
 async fn in_progress_already_rolled_back_and_restore_have_their_codes() {
-    let o = Options {
-        timeout: "20s",
-        ..auth()
-    };
-    let e = spawn(Scenario::Steady, &o).await;
-    e.app.first_poll().await;
-    e.sim
-        .put(
-            "/v1/sim/scenario",
-            json!({"scenario": "slow", "delay_ms": 4000}),
-        )
-        .await;
-    let url = e.app.url.clone();
+    let app = auth().timeout("20s").spawn().await;
+    app.first_poll().await;
+    app.sim.set_delay_ms(4000).await;
+    let url = app.url.clone();
     let first = bin()
         .args([
             "rollback", "--reason", "first", "--url", &url, "--token", OPS_TOKEN,
@@ -211,8 +200,8 @@ async fn in_progress_already_rolled_back_and_restore_have_their_codes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("the first rollback to execute", LIMIT, || async {
-        let (_, status) = e.app.get("/api/v1/status").await;
+    wait_until("the first rollback to execute", LIMIT, || async {
+        let status = app.get("/api/v1/status").await.json;
         status["in_progress"].is_string().then_some(())
     })
     .await;
@@ -230,9 +219,7 @@ async fn in_progress_already_rolled_back_and_restore_have_their_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    e.sim
-        .put("/v1/sim/scenario", json!({"scenario": "steady"}))
-        .await;
+    app.sim.set_delay_ms(0).await;
     let r = cli(&[
         "rollback", "--reason", "third", "--url", &url, "--token", OPS_TOKEN,
     ])
@@ -257,9 +244,9 @@ async fn in_progress_already_rolled_back_and_restore_have_their_codes() {
 /// is closed.
 #[tokio::test]
 async fn a_closed_stdout_ends_the_cli_quietly() {
-    let e = spawn(Scenario::Steady, &Options::default()).await;
-    e.app.first_poll().await;
-    let url = e.app.url.as_str();
+    let app = TestApp::builder().scenario(Scenario::Steady).spawn().await;
+    app.first_poll().await;
+    let url = app.url.as_str();
     for args in [
         vec!["status", "--url", url],
         vec!["triggers", "--url", url, "--json"],
@@ -284,20 +271,17 @@ async fn a_closed_stdout_ends_the_cli_quietly() {
 
 #[tokio::test]
 async fn output_is_readable_and_json_is_the_answer_unchanged() {
-    let e = spawn(Scenario::Steady, &Options::default()).await;
-    e.app.first_poll().await;
-    let url = e.app.url.as_str();
+    let app = TestApp::builder().scenario(Scenario::Steady).spawn().await;
+    app.first_poll().await;
+    let url = app.url.as_str();
     let r = cli(&["history", "--url", url]).await;
     r.expect(Exit::Ok, "history");
     assert_eq!(r.stdout, "no rollbacks recorded\n");
-    e.sim
-        .put(
-            "/v1/sim/metrics",
-            json!({"walk_forward_stability": 72.123456789}),
-        )
+    app.sim
+        .set_metrics(json!({"walk_forward_stability": 72.123456789}))
         .await;
-    wait_for("the new value", LIMIT, || async {
-        let (_, t) = e.app.get("/api/v1/triggers").await;
+    wait_until("the new value", LIMIT, || async {
+        let t = app.get("/api/v1/triggers").await.json;
         let wfs = t["conditions"]
             .as_array()?
             .iter()
@@ -319,16 +303,7 @@ async fn output_is_readable_and_json_is_the_answer_unchanged() {
         r.stdout
     );
     let r = cli(&["status", "--url", url, "--json"]).await;
-    let raw = e
-        .app
-        .http
-        .get(format!("{url}/api/v1/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = app.status().await.text;
     let keys = |s: &str| {
         let v: Value = serde_json::from_str(s).unwrap();
         v.as_object().unwrap().keys().cloned().collect::<Vec<_>>()
@@ -491,7 +466,7 @@ async fn sighup_reloads_the_config_and_a_bad_file_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let sim = TestSim::spawn(Scenario::Steady).await;
     let config = dir.path().join("rollbackd.yaml");
-    let yaml = config_yaml(&sim.url, &Options::default());
+    let yaml = TestApp::builder().yaml(&sim.url);
     std::fs::write(&config, &yaml).unwrap();
     let flags = ["--config", config.to_str().unwrap()];
     let (mut child, mut lines, line) = serve(dir.path(), &flags).await;
@@ -501,9 +476,12 @@ async fn sighup_reloads_the_config_and_a_bad_file_keeps_the_old_one() {
         .unwrap_or_else(|| panic!("no addr= in {line}"))
         .to_owned();
     let threshold = |text: &str| {
-        metric(
-            text,
-            "trigger_condition_threshold{condition_type=\"max_drawdown\",severity=\"critical\"}",
+        Metrics {
+            text: text.to_string(),
+        }
+        .get(
+            "trigger_condition_threshold",
+            &[("condition_type", "max_drawdown"), ("severity", "critical")],
         )
     };
     let scrape = || async {
