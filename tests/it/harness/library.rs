@@ -49,7 +49,7 @@ impl Drop for Shutdown {
 pub struct TestSim {
     pub url: String,
     sim: Simulator,
-    _shutdown: Shutdown,
+    shutdown: Shutdown,
 }
 
 impl TestSim {
@@ -64,11 +64,12 @@ impl TestSim {
                 .with_graceful_shutdown(signal)
                 .await
         });
-        TestSim {
-            url,
-            sim,
-            _shutdown: shutdown,
-        }
+        TestSim { url, sim, shutdown }
+    }
+
+    /// The trading system goes away: it stops answering (gracefully, as when dropped).
+    pub fn stop(&mut self) {
+        self.shutdown.fire();
     }
 
     /// Every switch the trading system applied, oldest first, as JSON
@@ -84,6 +85,15 @@ impl TestSim {
     /// Sets the health values it serves from now on, e.g. `{"max_drawdown": 5.5}`.
     pub async fn set_metrics(&self, values: Value) {
         self.put("/v1/sim/metrics", values).await;
+    }
+
+    /// Switches the simulator's scenario (kebab-case name, as `--scenario` takes it).
+    pub async fn set_scenario(&self, scenario: &str) {
+        self.put(
+            "/v1/sim/scenario",
+            serde_json::json!({ "scenario": scenario }),
+        )
+        .await;
     }
 
     /// Makes every answer take `ms` milliseconds.

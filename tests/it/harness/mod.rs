@@ -5,7 +5,6 @@
 pub mod api;
 pub mod app;
 pub mod binary;
-pub mod browser;
 pub mod dashboards;
 pub mod files;
 pub mod fixtures;
