@@ -259,6 +259,11 @@ impl TestApp {
         self.daemon.deliver_while_draining(delivery).await
     }
 
+    /// How many times the listener applied limit `l`.
+    pub fn limited(&self, l: rollbackd::metrics::http::Limit) -> u64 {
+        self.daemon.limited(l)
+    }
+
     /// Waits (bounded) until the daemon has read the target once.
     pub async fn first_poll(&self) {
         wait_until(

@@ -174,6 +174,11 @@ impl Daemon {
         )
     }
 
+    /// How many times the listener applied limit `l`.
+    pub fn limited(&self, l: rollbackd::metrics::http::Limit) -> u64 {
+        self.engine.metrics().http.limited_count(l)
+    }
+
     /// Drains like SIGTERM does and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.fire();

@@ -34,7 +34,7 @@ pub fn loopback_addr() -> String {
 }
 
 /// A child process killed on drop; its output goes to a log printed if the test fails.
-struct Proc {
+pub struct Proc {
     name: &'static str,
     log: PathBuf,
     _child: tokio::process::Child,
@@ -53,7 +53,8 @@ impl Drop for Proc {
     }
 }
 
-fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> Proc {
+/// A process of the stack, its output logged in `dir`, killed when dropped.
+pub fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> Proc {
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = tokio::process::Command::new(program)

@@ -2,10 +2,13 @@
 //! listener and a TLS target, mutual TLS, basic auth, the listener's limits on loopback
 //! sockets, and property tests for every parser that reads outside input.
 
-mod common;
-
-use common::stack;
-use common::*;
+use crate::harness::api::Api;
+use crate::harness::app::Builder;
+use crate::harness::library::{Daemon, TestSim};
+use crate::harness::metrics::Metrics;
+use crate::harness::stack;
+use crate::harness::wait::wait_until as wait_for;
+use crate::harness::*;
 use proptest::prelude::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -23,6 +26,75 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const LONG: Duration = Duration::from_secs(10);
+
+// ---- daemons on prepared directories -----------------------------------------------------
+
+/// What a test asks of its daemon here; everything else is the harness's default.
+#[derive(Default)]
+struct Options {
+    auth: bool,
+    automatic_rollback: bool,
+    timeout: &'static str,
+    extra_yaml: String,
+}
+
+impl Options {
+    fn builder(&self) -> Builder {
+        let mut b = TestApp::builder().append_yaml(&self.extra_yaml);
+        if self.auth {
+            b = b.auth();
+        }
+        if !self.automatic_rollback {
+            b = b.manual();
+        }
+        if !self.timeout.is_empty() {
+            b = b.timeout(self.timeout);
+        }
+        b
+    }
+}
+
+/// A daemon on `target_url` whose directory `dir` the test prepared (certificates, web
+/// config); it derefs to its `Api`.
+struct Edge {
+    api: Api,
+    daemon: Daemon,
+}
+
+impl std::ops::Deref for Edge {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Edge {
+    async fn start(target_url: &str, dir: &Path, o: &Options) -> Edge {
+        std::fs::write(dir.join("webhook.token"), format!("{WEBHOOK_TOKEN}\n")).unwrap();
+        let path = dir.join("rollbackd.yaml");
+        std::fs::write(&path, o.builder().yaml(target_url)).unwrap();
+        let daemon = Daemon::start(&path, None).await;
+        Edge {
+            api: Api::new(&daemon.url),
+            daemon,
+        }
+    }
+
+    async fn first_poll(&self) {
+        wait_for("the first poll of the target", LONG, || async {
+            (self.daemon.status()["target"]["up"] == true).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The value of one unlabelled series in a scrape.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    Metrics {
+        text: text.to_string(),
+    }
+    .get(name, &[])
+}
 
 // ---- certificates ----------------------------------------------------------------------
 
@@ -108,18 +180,18 @@ async fn get(url: &str, tls: &ClientTls) -> Result<Answer, TransportError> {
     get_with(url, tls, &[]).await
 }
 
-fn https(app: &TestApp) -> String {
+fn https(app: &Api) -> String {
     app.url.replacen("http://", "https://", 1)
 }
 
 /// A daemon whose listener speaks TLS as `web.yml` (already written in `dir`) says.
-async fn tls_daemon(sim: &TestSim, dir: &Path, extra: &str) -> TestApp {
+async fn tls_daemon(sim: &TestSim, dir: &Path, extra: &str) -> Edge {
     let o = Options {
         automatic_rollback: false,
         extra_yaml: format!("web_config_file: web.yml\n{extra}"),
         ..Default::default()
     };
-    TestApp::start(&sim.url, dir, &o).await
+    Edge::start(&sim.url, dir, &o).await
 }
 
 // ---- TLS on the listener ---------------------------------------------------------------
@@ -155,7 +227,10 @@ async fn metrics_are_scraped_over_tls_with_the_ca_and_other_cas_are_refused_by_n
         "{e}"
     );
     // Plain HTTP to the TLS port is a failed handshake, counted.
-    let plain = app.http.get(format!("{}/metrics", app.url)).send().await;
+    let plain = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     wait_for("the failed handshake to be counted", LONG, || async {
         let a = get(&format!("{url}/metrics"), &trusting(&good))
@@ -269,9 +344,9 @@ async fn basic_auth_guards_every_read_and_writes_keep_their_bearer_tokens() {
         extra_yaml: "web_config_file: web.yml\n".into(),
         ..Default::default()
     };
-    let app = TestApp::start(&sim.url, dir, &o).await;
+    let app = Edge::start(&sim.url, dir, &o).await;
     let req = |path: &str, user: Option<(&str, &str)>| {
-        let r = app.http.get(format!("{}{path}", app.url));
+        let r = reqwest::Client::new().get(format!("{}{path}", app.url));
         match user {
             Some((u, p)) => r.basic_auth(u, Some(p)),
             None => r,
@@ -295,8 +370,7 @@ async fn basic_auth_guards_every_read_and_writes_keep_their_bearer_tokens() {
     }
     // Probes stay open; a reading token is as good as a password.
     assert_eq!(req("/-/healthy", None).send().await.unwrap().status(), 200);
-    let r = app
-        .http
+    let r = reqwest::Client::new()
         .get(format!("{}/metrics", app.url))
         .bearer_auth(VIEWER_TOKEN)
         .send()
@@ -309,18 +383,17 @@ async fn basic_auth_guards_every_read_and_writes_keep_their_bearer_tokens() {
         Some(4.0)
     );
     // A write with a basic-auth user is refused: writes need their token.
-    let r = app
-        .http
+    let r = reqwest::Client::new()
         .post(format!("{}/api/v1/monitoring/stop", app.url))
         .basic_auth("prometheus", Some("scrape-secret"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let (code, _) = app
-        .post("/api/v1/monitoring/stop", json!({}), Some(OPS_TOKEN))
-        .await;
-    assert_eq!(code, 200);
+    app.with_token(OPS_TOKEN)
+        .post("/api/v1/monitoring/stop", &json!({}))
+        .await
+        .ok();
 }
 
 // ---- an https target ---------------------------------------------------------------------
@@ -369,11 +442,12 @@ async fn an_https_target_with_its_ca_is_guarded_end_to_end_and_a_wrong_ca_is_nam
     let good_dir = dir.join("good");
     std::fs::create_dir(&good_dir).unwrap();
     write(&good_dir, "target-ca.pem", &target_ca.pem());
-    let app = TestApp::start(&with_ca("target-ca.pem"), &good_dir, &o).await;
+    let app = Edge::start(&with_ca("target-ca.pem"), &good_dir, &o).await;
     app.first_poll().await;
-    let (code, event) = app
-        .post("/api/v1/rollback", json!({"reason": "over TLS"}), None)
+    let r = app
+        .post("/api/v1/rollback", &json!({"reason": "over TLS"}))
         .await;
+    let (code, event) = (r.status, r.json);
     assert_eq!(code, 200, "{event}");
     assert_eq!(event["status"], "completed", "{event}");
     let switches = sim.switches();
@@ -384,9 +458,9 @@ async fn an_https_target_with_its_ca_is_guarded_end_to_end_and_a_wrong_ca_is_nam
     let bad_dir = dir.join("bad");
     std::fs::create_dir(&bad_dir).unwrap();
     write(&bad_dir, "other-ca.pem", &ca("not the target's CA").pem());
-    let wrong = TestApp::start(&with_ca("other-ca.pem"), &bad_dir, &o).await;
+    let wrong = Edge::start(&with_ca("other-ca.pem"), &bad_dir, &o).await;
     let why = wait_for("the failed read to be reported", LONG, || async {
-        let (_, s) = wrong.get("/api/v1/status").await;
+        let s = wrong.get("/api/v1/status").await.json;
         s["target"]["last_error"].as_str().map(str::to_owned)
     })
     .await;
@@ -397,7 +471,7 @@ async fn an_https_target_with_its_ca_is_guarded_end_to_end_and_a_wrong_ca_is_nam
         "{why}"
     );
     assert_eq!(
-        metric(&wrong.metrics().await, "rollback_target_up"),
+        metric(&wrong.metrics().await.text, "rollback_target_up"),
         Some(0.0)
     );
     stop.cancel();
@@ -455,8 +529,8 @@ async fn a_bad_web_config_file_stops_the_daemon_and_check_config_names_file_and_
 
 const WEBHOOK: &str = r#"{"version":"4","groupKey":"g","status":"resolved","receiver":"rollbackd","alerts":[{"status":"resolved","labels":{"alertname":"Probe"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f1"}]}"#;
 
-async fn deliver(app: &TestApp) -> u16 {
-    app.http
+async fn deliver(app: &Api) -> u16 {
+    reqwest::Client::new()
         .post(format!("{}/api/v1/alertmanager", app.url))
         .bearer_auth(WEBHOOK_TOKEN)
         .header("content-type", "application/json")
@@ -469,7 +543,7 @@ async fn deliver(app: &TestApp) -> u16 {
 }
 
 fn limited(app: &TestApp, l: Limit) -> u64 {
-    app.engine.metrics().http.limited_count(l)
+    app.limited(l)
 }
 
 #[tokio::test]
@@ -480,11 +554,7 @@ async fn held_open_sockets_do_not_lock_out_scrapes_or_the_webhook() {
         extra_yaml: "limits: { max_connections: 4, header_read_timeout: 30s }\n".into(),
         ..Default::default()
     };
-    let Env {
-        app,
-        sim: _sim,
-        dir: _dir,
-    } = spawn(Scenario::Steady, &o).await;
+    let app = o.builder().spawn().await;
     let addr = app.url.trim_start_matches("http://").to_owned();
     let mut held = Vec::new();
     for _ in 0..10 {
@@ -518,17 +588,9 @@ async fn when_every_connection_is_busy_a_new_one_is_closed_at_once() {
         extra_yaml: "limits: { max_connections: 1 }\n".into(),
         ..Default::default()
     };
-    let Env {
-        app,
-        sim,
-        dir: _dir,
-    } = spawn(Scenario::Steady, &o).await;
+    let app = o.builder().spawn().await;
     app.first_poll().await;
-    sim.put(
-        "/v1/sim/scenario",
-        json!({"scenario": "slow", "delay_ms": 1500}),
-    )
-    .await;
+    app.sim.set_delay_ms(1500).await;
     let url = app.url.clone();
     let rollback = tokio::spawn(async move {
         reqwest::Client::new()
@@ -541,7 +603,7 @@ async fn when_every_connection_is_busy_a_new_one_is_closed_at_once() {
             .as_u16()
     });
     wait_for("the rollback to be in progress", LONG, || async {
-        app.engine.status().in_progress.map(|_| ())
+        app.engine_status()["in_progress"].as_str().map(|_| ())
     })
     .await;
     let addr = app.url.trim_start_matches("http://");
@@ -561,11 +623,7 @@ async fn a_slowloris_head_is_cut_after_the_header_read_timeout_and_idle_connecti
         extra_yaml: "limits: { header_read_timeout: 300ms, idle_timeout: 400ms }\n".into(),
         ..Default::default()
     };
-    let Env {
-        app,
-        sim: _sim,
-        dir: _dir,
-    } = spawn(Scenario::Steady, &o).await;
+    let app = o.builder().spawn().await;
     let addr = app.url.trim_start_matches("http://").to_owned();
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
@@ -624,11 +682,7 @@ async fn the_stream_cap_answers_503_and_frees_the_place_when_a_stream_ends() {
         extra_yaml: "limits: { max_stream_subscribers: 1 }\n".into(),
         ..Default::default()
     };
-    let Env {
-        app,
-        sim: _sim,
-        dir: _dir,
-    } = spawn(Scenario::Steady, &o).await;
+    let app = o.builder().spawn().await;
     let ws = app.url.replacen("http://", "ws://", 1) + "/api/v1/stream";
     let (first, _) = tokio_tungstenite::connect_async(&ws).await.unwrap();
     match tokio_tungstenite::connect_async(&ws).await {
@@ -656,15 +710,12 @@ async fn write_rates_answer_429_with_retry_after_per_token_and_spare_the_webhook
         extra_yaml: "limits: { write_requests_per_minute: 1, write_burst: 2 }\n".into(),
         ..Default::default()
     };
-    let Env {
-        app,
-        sim: _sim,
-        dir: _dir,
-    } = spawn(Scenario::Steady, &o).await;
+    let app = o.builder().spawn().await;
     let post = |token: &'static str| {
-        app.http
+        reqwest::Client::new()
             .post(format!("{}/api/v1/monitoring/start", app.url))
             .bearer_auth(token)
+            .json(&json!({}))
             .send()
     };
     for _ in 0..2 {
@@ -692,10 +743,10 @@ async fn write_rates_answer_429_with_retry_after_per_token_and_spare_the_webhook
     for _ in 0..5 {
         assert_eq!(deliver(&app).await, 200);
     }
-    let text = app.metrics().await;
-    assert_eq!(
-        metric(&text, "rollbackd_http_limited_total{limit=\"write_rate\"}"),
-        Some(1.0)
+    app.metrics().await.assert(
+        "rollbackd_http_limited_total",
+        &[("limit", "write_rate")],
+        1.0,
     );
 }
 
