@@ -164,16 +164,7 @@ async fn a_restart_inside_the_stability_window_resumes_the_watch_and_the_score()
     app.metrics()
         .await
         .assert("recovery_validation_score", &[], 100.0);
-    let run = wait_until("the resumed watch's outcome", LONG, || async {
-        let v = app.validations(&format!("event_id={id}")).await.json;
-        v["validations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["kind"] == "stability")
-            .cloned()
-    })
-    .await;
+    let run = app.wait_stability(&id).await;
     assert_eq!(run["passed"], true, "{run}");
 }
 

@@ -57,17 +57,7 @@ async fn a_breach_rolls_back_to_exactly_the_profile_validates_and_persists() {
 
     // The stability watch (1 s here) records its outcome once drawdown is healed.
     app.sim.set_metrics(json!({"max_drawdown": 1.0})).await;
-    let of_event = format!("event_id={id}");
-    let stability = wait_until("the stability outcome", LONG, || async {
-        let v = app.validations(&of_event).await.json;
-        v["validations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["kind"] == "stability")
-            .cloned()
-    })
-    .await;
+    let stability = app.wait_stability(id).await;
     assert_eq!(stability["passed"], true, "{stability}");
 
     let m = app.metrics().await;

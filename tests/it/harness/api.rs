@@ -215,6 +215,21 @@ impl Api {
     }
 
     /// Waits until the newest rollback or restore has reached a final status; returns it.
+    /// Waits (bounded) for the stability watch's outcome of event `id`.
+    pub async fn wait_stability(&self, id: &str) -> Value {
+        let of_event = format!("event_id={id}");
+        wait_until("the stability outcome", Duration::from_secs(10), || async {
+            let v = self.validations(&of_event).await.json;
+            v["validations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["kind"] == "stability")
+                .cloned()
+        })
+        .await
+    }
+
     pub async fn wait_final(&self) -> Value {
         wait_until("a rollback to finish", Duration::from_secs(10), || async {
             let e = self

@@ -217,25 +217,12 @@ pub fn load_config(
 /// a crash between the two would.
 pub async fn seed_interrupted_rollback(db: &Path, id: &str) {
     let store = Store::open(db).unwrap();
-    let request = EventRequest {
-        action: Action::Rollback,
-        trigger_type: TriggerType::Manual,
-        source: "api".into(),
-        reason: "crash".into(),
-        actor: "ops".into(),
-        dry_run: false,
-        alert_names: vec![],
-        fingerprints: vec![],
-        conditions: vec![],
-        mode_before: Some("session_targeted".into()),
-        parameters_before: None,
-        target_mode: "universal_cycle_4".into(),
-        target_parameters: [
-            ("confidence_threshold".to_string(), 0.55),
-            ("risk_reward_ratio".to_string(), 1.8),
-        ]
-        .into(),
-    };
+    let mut request = rollback_request(TriggerType::Manual, "crash");
+    request.target_parameters = [
+        ("confidence_threshold".to_string(), 0.55),
+        ("risk_reward_ratio".to_string(), 1.8),
+    ]
+    .into();
     let ev = Event::new(id.into(), request, chrono::Utc::now(), EventStatus::Pending);
     store.insert_event(&ev, Default::default()).await.unwrap();
     store
@@ -253,21 +240,7 @@ pub async fn seed_rollback_before_a_clock_step(
     boot_age: Duration,
 ) {
     let store = Store::open(db).unwrap();
-    let request = EventRequest {
-        action: Action::Rollback,
-        trigger_type: TriggerType::Watchdog,
-        source: "watchdog".into(),
-        reason: "before the clock step".into(),
-        actor: "rollbackd".into(),
-        dry_run: false,
-        alert_names: vec![],
-        fingerprints: vec![],
-        conditions: vec![],
-        mode_before: Some("session_targeted".into()),
-        parameters_before: None,
-        target_mode: "universal_cycle_4".into(),
-        target_parameters: Default::default(),
-    };
+    let request = rollback_request(TriggerType::Watchdog, "before the clock step");
     let created = chrono::Utc::now() - chrono::Duration::from_std(wall_age).unwrap();
     let mut ev = Event::new(id.into(), request, created, EventStatus::Pending);
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
@@ -284,5 +257,24 @@ pub async fn seed_rollback_before_a_clock_step(
         EventStatus::Completed,
     ] {
         store.transition(id, s, Default::default()).await.unwrap();
+    }
+}
+
+/// A rollback to the profile asked for by `trigger`, from `session_targeted`.
+fn rollback_request(trigger_type: TriggerType, reason: &str) -> EventRequest {
+    EventRequest {
+        action: Action::Rollback,
+        trigger_type,
+        source: trigger_type.as_str().into(),
+        reason: reason.into(),
+        actor: "ops".into(),
+        dry_run: false,
+        alert_names: vec![],
+        fingerprints: vec![],
+        conditions: vec![],
+        mode_before: Some("session_targeted".into()),
+        parameters_before: None,
+        target_mode: "universal_cycle_4".into(),
+        target_parameters: Default::default(),
     }
 }
