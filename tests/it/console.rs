@@ -153,6 +153,13 @@ async fn setup_with(builder: Builder) -> (TestApp, Browser) {
     (app, b)
 }
 
+/// The simulator's walk-forward stability falls to 31.5: under its critical threshold.
+async fn stability_critical(app: &TestApp) {
+    app.sim
+        .set_metrics(json!({"walk_forward_stability": 31.5}))
+        .await;
+}
+
 const CARD: &str = "document.querySelector('[data-condition=\"walk_forward_stability\"]')";
 
 #[tokio::test]
@@ -179,9 +186,7 @@ async fn the_panel_shows_the_simulators_values_and_turns_critical_live() {
     );
 
     let before = js(c, "performance.getEntriesByType('navigation').length").await;
-    app.sim
-        .set_metrics(json!({"walk_forward_stability": 31.5}))
-        .await;
+    stability_critical(&app).await;
     wait_js(
         c,
         "the card to turn critical",
@@ -1154,9 +1159,7 @@ async fn critical_with_every_path_disarmed_shows_a_banner_that_the_header_agrees
         js(c, "document.getElementById('critical-banner').hidden").await,
         true
     );
-    app.sim
-        .set_metrics(json!({"walk_forward_stability": 31.5}))
-        .await;
+    stability_critical(&app).await;
     wait_js(
         c,
         "the banner",
@@ -1228,9 +1231,7 @@ async fn after_a_restore_the_cooldown_counts_down_and_a_suppressed_trigger_is_ex
     assert_eq!(loads, 1, "no reload");
 
     // The watchdog sees a critical condition but the cooldown holds it: the banner says so.
-    app.sim
-        .set_metrics(json!({"walk_forward_stability": 31.5}))
-        .await;
+    stability_critical(&app).await;
     wait_js(
         c,
         "the suppressed trigger in the banner",
@@ -1297,9 +1298,7 @@ async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
         true
     );
 
-    app.sim
-        .set_metrics(json!({"walk_forward_stability": 31.5}))
-        .await;
+    stability_critical(&app).await;
     wait_js(
         c,
         "the latest point under the critical line",
@@ -1453,9 +1452,7 @@ async fn only_changes_are_announced_in_one_polite_live_region() {
     );
 
     record_announcements(c).await;
-    app.sim
-        .set_metrics(json!({"walk_forward_stability": 31.5}))
-        .await;
+    stability_critical(&app).await;
     wait_js(
         c,
         "the card critical",
