@@ -180,6 +180,19 @@ async fn get(url: &str, tls: &ClientTls) -> Result<Answer, TransportError> {
     get_with(url, tls, &[]).await
 }
 
+/// Waits (bounded) until the scrape at `metrics_url` counts at least `n` failed handshakes.
+async fn handshake_failures_counted(metrics_url: &str, tls: &ClientTls, n: f64) {
+    wait_for("the failed handshakes to be counted", LONG, || async {
+        let a = get(metrics_url, tls).await.ok()?;
+        let v = metric(
+            &String::from_utf8_lossy(&a.body),
+            "rollbackd_http_tls_handshake_failures_total",
+        )?;
+        (v >= n).then_some(())
+    })
+    .await;
+}
+
 fn https(app: &Api) -> String {
     app.url.replacen("http://", "https://", 1)
 }
@@ -232,17 +245,7 @@ async fn metrics_are_scraped_over_tls_with_the_ca_and_other_cas_are_refused_by_n
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
-    wait_for("the failed handshake to be counted", LONG, || async {
-        let a = get(&format!("{url}/metrics"), &trusting(&good))
-            .await
-            .ok()?;
-        let v = metric(
-            &String::from_utf8_lossy(&a.body),
-            "rollbackd_http_tls_handshake_failures_total",
-        )?;
-        (v >= 2.0).then_some(())
-    })
-    .await;
+    handshake_failures_counted(&format!("{url}/metrics"), &trusting(&good), 2.0).await;
 }
 
 #[tokio::test]
@@ -314,15 +317,7 @@ async fn mutual_tls_lets_in_only_clients_signed_by_the_client_ca() {
         get(&url, &stranger).await.is_err(),
         "a certificate from another CA is refused"
     );
-    wait_for("both refusals to be counted", LONG, || async {
-        let a = get(&url, &prometheus).await.ok()?;
-        let v = metric(
-            &String::from_utf8_lossy(&a.body),
-            "rollbackd_http_tls_handshake_failures_total",
-        )?;
-        (v >= 2.0).then_some(())
-    })
-    .await;
+    handshake_failures_counted(&url, &prometheus, 2.0).await;
 }
 
 // ---- basic auth ------------------------------------------------------------------------
