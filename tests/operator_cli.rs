@@ -163,7 +163,8 @@ async fn a_rollback_that_ends_failed_exits_1_also_with_json() {
     r.expect(Exit::Failed, "a failed rollback");
     assert!(r.stdout.contains("failed"), "{}", r.stdout);
     assert!(
-        r.stderr.contains("502 target_error: recovery validation failed"),
+        r.stderr
+            .contains("502 target_error: recovery validation failed"),
         "{}",
         r.stderr
     );
