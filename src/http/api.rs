@@ -390,6 +390,7 @@ pub async fn list_rollbacks(
         status,
         since: p.time("since")?,
         until: p.time("until")?,
+        unreviewed: false,
     };
     let events = s.store.list_events(query).await?;
     Ok(page("events", events, limit, |e| json!(e.id)))
