@@ -157,7 +157,9 @@ validation: {{ pass_score: 85, stability_window: 5s, stability_interval: 500ms }
                     break;
                 }
             }
-            StreamMessage::Status(_) => {}
+            StreamMessage::Status(_)
+            | StreamMessage::Review(_)
+            | StreamMessage::MissedDegradation(_) => {}
         }
     }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod report;
 pub mod rules;
 pub mod simulator;
 pub mod store;

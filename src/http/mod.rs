@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod reviews;
 pub mod stream;
 
 use crate::config::AuthConfig;
@@ -70,6 +71,13 @@ fn router_with(state: AppState) -> Router {
         .route("/audit", get(api::list_audit))
         .route("/rollbacks", get(api::list_rollbacks))
         .route("/rollbacks/{id}", get(api::get_rollback))
+        .route("/rollbacks/{id}/review", post(reviews::review))
+        .route("/reviews", get(reviews::list_reviews))
+        .route(
+            "/missed",
+            get(reviews::list_missed).post(reviews::record_missed),
+        )
+        .route("/report", get(reviews::report))
         .route("/validations", get(api::list_validations))
         .route(
             "/alertmanager",

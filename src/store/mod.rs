@@ -151,7 +151,12 @@ impl Event {
     }
 
     /// The event as its latest transition leaves it.
-    fn at(mut self, status: EventStatus, at: DateTime<Utc>, d: TransitionDetail) -> Event {
+    pub(crate) fn at(
+        mut self,
+        status: EventStatus,
+        at: DateTime<Utc>,
+        d: TransitionDetail,
+    ) -> Event {
         self.status = status;
         self.updated_at = at;
         self.finished_at = status.is_terminal().then_some(at);
