@@ -99,6 +99,7 @@ fn router_with(state: AppState) -> Router {
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/app.css", get(console::app_css))
+        .route("/console/reviews.js", get(console::reviews_js))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -2,6 +2,7 @@
 //! history, and small helpers. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod files;
 pub mod stack;
 
