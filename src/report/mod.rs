@@ -232,11 +232,12 @@ pub struct MetricLine {
     pub basis: String,
 }
 
-fn ratio_basis(hits: u64, total: u64, of: &str) -> String {
-    if total == 0 {
-        format!("no {of} in the period")
+/// `1 of 20 reviewed triggers were false`, or `no reviewed triggers in the period`.
+fn ratio_basis(r: review::Ratio, noun: &str, what: &str) -> String {
+    if r.total == 0 {
+        format!("no {noun} in the period")
     } else {
-        format!("{hits} of {total} {of}")
+        format!("{} of {} {noun} {what}", r.hits, r.total)
     }
 }
 
@@ -251,28 +252,24 @@ fn durations_basis(d: review::Durations, of: &str) -> String {
 fn basis(c: &Criterion, r: &Rates) -> String {
     match c.measure {
         Measure::RollbackExecutionTime => durations_basis(r.execution, "executed rollbacks"),
-        Measure::RecoveryValidationSuccess => ratio_basis(
-            r.validation_success.hits,
-            r.validation_success.total,
-            "executed rollbacks validated",
-        ),
+        Measure::RecoveryValidationSuccess => {
+            ratio_basis(r.validation_success, "executed rollbacks", "validated")
+        }
         Measure::FalsePositiveRate => ratio_basis(
-            r.false_positive.hits,
-            r.false_positive.total,
-            "reviewed triggers false (drills left out)",
+            r.false_positive,
+            "reviewed triggers",
+            "were false (drills left out)",
         ),
         Measure::TruePositiveRate => ratio_basis(
-            r.true_positive.hits,
-            r.true_positive.total,
-            "real degradations caught (missed ones recorded count against it)",
+            r.true_positive,
+            "real degradations",
+            "were caught (recorded misses count against it)",
         ),
         Measure::IncidentResponseTime => durations_basis(r.response, "incidents"),
         Measure::RecoveryTime => durations_basis(r.recovery, "recovered incidents"),
-        Measure::DocumentationCompliance => ratio_basis(
-            r.documentation.hits,
-            r.documentation.total,
-            "executed rollbacks reviewed",
-        ),
+        Measure::DocumentationCompliance => {
+            ratio_basis(r.documentation, "executed rollbacks", "reviewed")
+        }
     }
 }
 

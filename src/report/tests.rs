@@ -261,7 +261,10 @@ fn the_success_metrics_are_judged_against_the_seed() {
     let fp = by(Measure::FalsePositiveRate);
     assert_eq!(fp.value, Some(0.5));
     assert_eq!((fp.limit_met, fp.target_met), (Some(false), Some(false)));
-    assert_eq!(fp.basis, "1 of 2 reviewed triggers false (drills left out)");
+    assert_eq!(
+        fp.basis,
+        "1 of 2 reviewed triggers were false (drills left out)"
+    );
     let tp = by(Measure::TruePositiveRate);
     assert_eq!(tp.value, Some(0.5), "one caught, one missed");
     let resp = by(Measure::IncidentResponseTime);
@@ -311,6 +314,6 @@ fn the_csv_quotes_and_neutralises_what_people_typed() {
     assert!(
         csv.contains("\r\n\r\nmetric,value,comparison,limit,target,limit_met,target_met,basis\r\n")
     );
-    assert!(csv.contains("false_positive_rate,0.5,<,0.05,0.02,false,false,1 of 2 reviewed triggers false (drills left out)\r\n"), "{csv}");
+    assert!(csv.contains("false_positive_rate,0.5,<,0.05,0.02,false,false,1 of 2 reviewed triggers were false (drills left out)\r\n"), "{csv}");
     assert_eq!(csv.matches("\r\n").count(), 1 + 3 + 1 + 1 + 7);
 }
