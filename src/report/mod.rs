@@ -328,7 +328,7 @@ pub fn build(
         .filter(|e| e.created_at >= since && e.created_at < until)
         .filter_map(|e| incident(e, starts))
         .collect();
-    incidents.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    incidents.sort_by_key(|i| i.created_at);
     missed.retain(|m| m.from >= since && m.from < until);
     missed.sort_by_key(|m| (m.from, m.id));
     let episodes: Vec<Episode> = events.iter().filter_map(|e| episode(e, starts)).collect();
