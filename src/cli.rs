@@ -1,6 +1,7 @@
 //! The command line: parse, validate into typed config, hand off. One clear error per mistake.
 
 use crate::domain::lifecycle::{EventStatus, TriggerType};
+use crate::domain::review::Verdict;
 use crate::exit::Exit;
 use crate::logging::LogArgs;
 use crate::rules::DEFAULT_RUNBOOK_BASE;
@@ -65,6 +66,34 @@ fn reason(s: &str) -> Result<String, String> {
 
 const REASON_HELP: &str =
     "Why, recorded in the history with your token's name (required, 1-500 characters)";
+
+/// An RFC 3339 time, checked before anything is sent.
+fn rfc3339(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|_| s.trim().to_owned())
+        .map_err(|_| "expected an RFC 3339 time such as 2026-11-23T10:00:00Z".into())
+}
+
+/// The incident report's formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown, to paste into a ticket.
+    Md,
+    /// JSON, the documented shape (docs/api.md).
+    Json,
+    /// CSV: the incidents, a blank line, then the success metrics.
+    Csv,
+}
+
+impl ReportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Md => "md",
+            ReportFormat::Json => "json",
+            ReportFormat::Csv => "csv",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MonitoringAction {
@@ -188,6 +217,63 @@ pub enum Command {
         /// Only events older than this event id (the next page; the table prints it).
         #[arg(long, value_name = "ID")]
         before: Option<String>,
+        /// Only finished trigger episodes nobody has reviewed yet (see `rollbackd review`).
+        #[arg(long)]
+        unreviewed: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Say whether a trigger was right: review a finished rollback, suppressed trigger or dry
+    /// run (operator token). A later review supersedes an earlier one; both are kept.
+    #[command(after_help = Exit::table())]
+    Review {
+        /// The event id, as `rollbackd history` prints it.
+        id: String,
+        /// true_positive: a real degradation, acting was right; false_positive: no real
+        /// degradation; drill: a planned test, left out of the rates.
+        #[arg(long, value_name = "VERDICT", value_parser = PossibleValuesParser::new(Verdict::ALL.map(Verdict::as_str)))]
+        verdict: String,
+        /// What was found, recorded with your token's name (required for false_positive; at
+        /// most 2000 characters).
+        #[arg(long)]
+        note: Option<String>,
+        /// The ticket or incident page (http:// or https://).
+        #[arg(long, value_name = "URL")]
+        ticket: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Record a degradation no trigger caught (operator token); it counts against the true
+    /// positive rate.
+    #[command(after_help = Exit::table())]
+    Missed {
+        /// When the degradation began (RFC 3339, e.g. 2026-11-23T10:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        from: String,
+        /// When it ended (RFC 3339; not in the future).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        to: String,
+        /// A condition that degraded (repeat for several), e.g. max_drawdown.
+        #[arg(long = "condition", value_name = "CONDITION", required = true)]
+        conditions: Vec<String>,
+        /// What degraded and how it was noticed (required, at most 2000 characters).
+        #[arg(long, value_parser = reason)]
+        note: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The incident report for the monthly and quarterly reviews: every trigger episode with its
+    /// timeline, then the success metrics against the seed's limits and targets.
+    Report {
+        /// How far back: a duration such as 30d or 90d, or an RFC 3339 time.
+        #[arg(long, default_value = "30d", value_name = "SINCE")]
+        since: String,
+        /// The end of the period (RFC 3339); now when left out.
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        until: Option<String>,
+        /// md to paste into a ticket, json (the documented shape), or csv for a spreadsheet.
+        #[arg(long, value_enum, default_value = "md", value_name = "FORMAT")]
+        format: ReportFormat,
         #[command(flatten)]
         client: ClientArgs,
     },

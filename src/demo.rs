@@ -156,7 +156,9 @@ impl Progress {
                         break;
                     }
                 }
-                StreamMessage::Status(_) => {}
+                StreamMessage::Status(_)
+                | StreamMessage::Review(_)
+                | StreamMessage::MissedDegradation(_) => {}
             }
         }
     }

@@ -5,7 +5,8 @@
 use crate::config::Config;
 use crate::domain::condition::Status;
 use crate::domain::lifecycle::Arming;
-use crate::store::{Event, ValidationRun};
+use crate::domain::review::{Rates, Window};
+use crate::store::{Event, MissedDegradation, Review, ValidationRun};
 use crate::views::{StatusView, StreamMessage, TriggersView};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -69,6 +70,15 @@ pub struct Poll {
     pub triggers: TriggersView,
 }
 
+/// The success rates read from the durable history, for every window, as of `at`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SuccessRates {
+    pub at: DateTime<Utc>,
+    pub windows: Vec<(Window, Rates)>,
+    /// When the oldest executed rollback still without a review started (whole history).
+    pub oldest_unreviewed: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug)]
 pub enum EngineEvent {
     /// The watchdog read the target (or failed to) and judged the conditions.
@@ -128,9 +138,25 @@ pub enum EngineEvent {
         last_executed: Option<Arc<Event>>,
         last_validation: Option<Arc<ValidationRun>>,
     },
+    /// A review of a trigger episode is durable.
+    Reviewed(Arc<Review>),
+    /// A degradation nothing caught is durable.
+    MissedRecorded(Arc<MissedDegradation>),
+    /// The success rates were computed again from the history.
+    RatesComputed(Arc<SuccessRates>),
 }
 
 impl EngineEvent {
+    /// Whether the rates read from the history may have changed: a trigger episode recorded or
+    /// finished, a review, a missed degradation.
+    pub fn changes_rates(&self) -> bool {
+        match self {
+            EngineEvent::Recorded(e) | EngineEvent::Transitioned(e) => e.status.is_terminal(),
+            EngineEvent::Reviewed(_) | EngineEvent::MissedRecorded(_) => true,
+            _ => false,
+        }
+    }
+
     /// What subscribers of the stream see of this event; `status` is asked only when needed.
     pub fn stream_messages(&self, status: impl FnOnce() -> StatusView) -> Vec<StreamMessage> {
         let status = || StreamMessage::Status(Box::new(status()));
@@ -159,6 +185,11 @@ impl EngineEvent {
             | EngineEvent::DeliveryRejected(_)
             | EngineEvent::Resumed { .. } => vec![],
             EngineEvent::ConfigReloaded(_) => vec![status()],
+            EngineEvent::Reviewed(r) => vec![StreamMessage::Review(Box::new(Review::clone(r)))],
+            EngineEvent::MissedRecorded(m) => vec![StreamMessage::MissedDegradation(Box::new(
+                MissedDegradation::clone(m),
+            ))],
+            EngineEvent::RatesComputed(_) => vec![],
         }
     }
 }

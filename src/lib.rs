@@ -17,6 +17,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod report;
 pub mod rules;
 pub mod simulator;
 pub mod store;

@@ -126,7 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Rollback { .. }
         | Command::Restore { .. }
         | Command::History { .. }
-        | Command::Monitoring { .. } => unreachable!("client commands are run above"),
+        | Command::Monitoring { .. }
+        | Command::Review { .. }
+        | Command::Missed { .. }
+        | Command::Report { .. } => unreachable!("client commands are run above"),
     };
     Ok(exit.into())
 }

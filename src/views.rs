@@ -3,7 +3,7 @@
 
 use crate::domain::condition::{Status, Trend};
 use crate::domain::lifecycle::{Arming, PathState};
-use crate::store::{Event, ValidationRun};
+use crate::store::{Event, MissedDegradation, Review, ValidationRun};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -115,4 +115,8 @@ pub enum StreamMessage {
     TriggerUpdate(Box<TriggersView>),
     RollbackEvent(Box<Event>),
     Validation(Box<ValidationRun>),
+    /// A review of a trigger episode, as stored.
+    Review(Box<Review>),
+    /// A degradation nothing caught, as recorded.
+    MissedDegradation(Box<MissedDegradation>),
 }

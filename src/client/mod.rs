@@ -4,8 +4,9 @@
 mod format;
 mod http;
 mod render;
+mod reviews;
 
-use crate::cli::{ClientArgs, Command, MonitoringAction};
+use crate::cli::{ClientArgs, Command, MonitoringAction, ReportFormat};
 use crate::exit::Exit;
 use crate::output;
 pub use format::Clock;
@@ -29,6 +30,12 @@ enum Kind {
     Monitoring {
         active: bool,
     },
+    /// A stored review.
+    Review,
+    /// A recorded missed degradation.
+    Missed,
+    /// The incident report: printed as the daemon wrote it.
+    Report,
 }
 
 /// One client command as an HTTP request.
@@ -104,8 +111,12 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
             trigger_type,
             status,
             before,
+            unreviewed,
         } => {
             let mut query = vec![("limit", limit.to_string())];
+            if *unreviewed {
+                query.push(("unreviewed", "true".to_owned()));
+            }
             let filters = [
                 ("trigger_type", trigger_type),
                 ("status", status),
@@ -116,7 +127,7 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
                     .into_iter()
                     .filter_map(|(k, v)| Some((k, v.clone()?))),
             );
-            let filtered = trigger_type.is_some() || status.is_some();
+            let filtered = trigger_type.is_some() || status.is_some() || *unreviewed;
             (
                 get("/api/v1/rollbacks", query, Kind::History { filtered }),
                 client,
@@ -137,8 +148,56 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
                 client,
             )
         }
+        Command::Review {
+            id,
+            verdict,
+            note,
+            ticket,
+            client,
+        } => {
+            let body = json!({"verdict": verdict, "note": note, "ticket_url": ticket});
+            let path = format!("/api/v1/rollbacks/{}/review", path_segment(id));
+            (post(&path, Some(body), Kind::Review), client)
+        }
+        Command::Missed {
+            from,
+            to,
+            conditions,
+            note,
+            client,
+        } => {
+            let body = json!({"from": from, "to": to, "conditions": conditions, "note": note});
+            (post("/api/v1/missed", Some(body), Kind::Missed), client)
+        }
+        Command::Report {
+            since,
+            until,
+            format,
+            client,
+        } => {
+            let format = if client.json {
+                ReportFormat::Json
+            } else {
+                *format
+            };
+            let mut query = vec![("since", since.clone()), ("format", format.as_str().into())];
+            query.extend(until.clone().map(|u| ("until", u)));
+            (get("/api/v1/report", query, Kind::Report), client)
+        }
         _ => return None,
     })
+}
+
+/// An id as one URL path segment: anything but unreserved characters percent-encoded.
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The token from `--token-file` (trimmed), else `--token` / ROLLBACKD_TOKEN.
@@ -206,6 +265,9 @@ fn render(kind: Kind, v: &Value, clock: &Clock) -> String {
         Kind::Event => render::event(v, clock),
         Kind::Plan => render::plan_or_event(v, clock),
         Kind::Monitoring { .. } => render::monitoring(v),
+        Kind::Review => reviews::review(v, clock),
+        Kind::Missed => reviews::missed(v, clock),
+        Kind::Report => reviews::report(v),
     }
 }
 

@@ -1,8 +1,10 @@
-//! The domain core: conditions, the rollback life cycle and recovery validation.
+//! The domain core: conditions, the rollback life cycle, recovery validation and the reviews
+//! of trigger episodes with the success rates read from them.
 //! Nothing here does I/O or reads a clock; callers pass time in.
 
 pub mod condition;
 pub mod lifecycle;
+pub mod review;
 pub mod target_status;
 pub mod validation;
 

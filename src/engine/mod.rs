@@ -11,7 +11,9 @@
 //! - `recovery`: events a crash left unfinished, finished at start;
 //! - `intake`: Alertmanager deliveries and their resend filter;
 //! - `views`: the status and triggers views built from the state;
-//! - `reload`: a new config file taken in while running.
+//! - `reload`: a new config file taken in while running;
+//! - `reviews`: reviews of trigger episodes, missed degradations, the success rates and the
+//!   incident report read from the history.
 //!
 //! The state is split by owner, each lock guarding one thing and never held across another
 //! lock or an `.await`: the watchdog's view of the target (`watch`), the executor's guard and
@@ -22,6 +24,7 @@ mod executor;
 mod intake;
 mod recovery;
 mod reload;
+mod reviews;
 mod stability;
 mod verify;
 mod views;
@@ -30,10 +33,12 @@ mod watchdog;
 pub use crate::views::StreamMessage;
 pub use executor::{Requested, RollbackRequest};
 pub use reload::{ReloadError, Reloaded};
+pub use reviews::RATES_EVERY;
 
 use crate::alertmanager::Payload;
 use crate::config::Config;
 use crate::domain::lifecycle::{Arming, PathState};
+use crate::domain::review::InputError;
 use crate::events::{EngineEvent, Rejection};
 use crate::metrics::{Metrics, Probe};
 use crate::store::{ClockMark, EventQuery, Store, StoreError};
@@ -59,6 +64,9 @@ pub enum EngineError {
     NotRolledBack { mode: String },
     #[error("rollbackd is shutting down")]
     ShuttingDown,
+    /// A review or a missed degradation the domain refused; the message names the field.
+    #[error(transparent)]
+    Invalid(#[from] InputError),
 }
 
 /// Why `/-/ready` says no.
@@ -112,6 +120,10 @@ struct Inner {
     /// The running stability watch: its cancel token and the event it watches.
     stability: Mutex<Option<(CancellationToken, String)>>,
     resend: ResendFilter,
+    /// Wakes the rates loop: something that changes the rates happened.
+    rates_due: tokio::sync::Notify,
+    /// One rates computation at a time (held across the history reads, nothing else).
+    rates_lock: tokio::sync::Mutex<()>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     clock: Instant,
@@ -163,6 +175,8 @@ impl Engine {
             store,
             stream,
             resend,
+            rates_due: tokio::sync::Notify::new(),
+            rates_lock: tokio::sync::Mutex::new(()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             clock: Instant::now(),
@@ -179,8 +193,11 @@ impl Engine {
             .await
             .context("finishing rollbacks a previous run left unfinished")?;
         engine.resume().await?;
+        engine.refresh_rates().await;
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.poll_loop().await });
+        let e = engine.clone();
+        engine.0.tasks.spawn(async move { e.rates_loop().await });
         Ok(engine)
     }
 
@@ -251,6 +268,9 @@ impl Engine {
     /// then the stream, whose messages are built only when someone listens.
     fn emit(&self, event: EngineEvent) {
         self.0.metrics.apply(&event);
+        if event.changes_rates() {
+            self.0.rates_due.notify_one();
+        }
         if self.0.stream.receiver_count() == 0 {
             return;
         }

@@ -326,10 +326,10 @@ pub async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
 }
 
 /// Query parameters, refused by name when unknown or malformed.
-struct Params(HashMap<String, String>);
+pub(super) struct Params(pub(super) HashMap<String, String>);
 
 impl Params {
-    fn new(q: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(q: HashMap<String, String>, allowed: &[&str]) -> Result<Params, ApiError> {
         if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(ApiError::bad_request(format!(
                 "unknown query parameter {k:?}; expected one of {}",
@@ -339,7 +339,7 @@ impl Params {
         Ok(Params(q))
     }
 
-    fn limit(&self) -> Result<u32, ApiError> {
+    pub(super) fn limit(&self) -> Result<u32, ApiError> {
         let limit = self.parsed(
             "limit",
             |v| v.parse::<u32>().ok().filter(|n| (1..=500).contains(n)),
@@ -350,7 +350,7 @@ impl Params {
 
     /// The value under `key` through `parse`; a value it refuses is a 400 saying what was
     /// expected.
-    fn parsed<T>(
+    pub(super) fn parsed<T>(
         &self,
         key: &str,
         parse: impl Fn(&str) -> Option<T>,
@@ -364,7 +364,13 @@ impl Params {
             .transpose()
     }
 
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    /// `true` or `false`; absent is false.
+    pub(super) fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        let v = self.parsed(key, |v| v.parse::<bool>().ok(), "must be true or false")?;
+        Ok(v.unwrap_or(false))
+    }
+
+    pub(super) fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.parsed(
             key,
             |v| {
@@ -379,7 +385,7 @@ impl Params {
 
 /// One page of a list route: the items under `key`, and `next_before`, the cursor of the last
 /// item when the page is full (there may be more), else null.
-fn page<T: serde::Serialize>(
+pub(super) fn page<T: serde::Serialize>(
     key: &str,
     items: Vec<T>,
     limit: u32,
@@ -409,6 +415,7 @@ pub async fn list_rollbacks(
             "status",
             "since",
             "until",
+            "unreviewed",
         ],
     )?;
     let limit = p.limit()?;
@@ -429,6 +436,7 @@ pub async fn list_rollbacks(
         status,
         since: p.time("since")?,
         until: p.time("until")?,
+        unreviewed: p.flag("unreviewed")?,
     };
     let events = s.store.list_events(query).await?;
     Ok(page("events", events, limit, |e| json!(e.id)))

@@ -25,6 +25,7 @@ const APP_JS: &str = concat!(
     "})();\n"
 );
 const APP_CSS: &str = include_str!("../../assets/console/app.css");
+const REVIEWS_JS: &str = include_str!("../../assets/console/reviews.js");
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -43,6 +44,11 @@ pub async fn index() -> Response {
 
 pub async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The review controls on the history and the unreviewed count.
+pub async fn reviews_js() -> Response {
+    asset("text/javascript; charset=utf-8", REVIEWS_JS)
 }
 
 pub async fn app_css() -> Response {

@@ -1,6 +1,7 @@
 //! One error shape for every route: `{"error": {"code", "message"}}` with the right status. A
 //! rollback or restore that ran and failed also carries the recorded event beside it.
 
+use crate::domain::review::NotReviewable;
 use crate::engine::EngineError;
 use crate::store::{Event, StoreError};
 use axum::http::StatusCode;
@@ -87,6 +88,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match &e {
             StoreError::UnknownCursor(_) => ApiError::bad_request(e.to_string()),
+            StoreError::UnknownEvent(_) => ApiError::not_found(e.to_string()),
+            // A rollback still running: as for any action on it, 409 rollback_in_progress.
+            StoreError::NotReviewable {
+                why: NotReviewable::InFlight(_),
+                ..
+            } => ApiError::new(StatusCode::CONFLICT, "rollback_in_progress", e.to_string()),
+            StoreError::NotReviewable { .. } => ApiError::bad_request(e.to_string()),
             _ => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
@@ -110,6 +118,7 @@ impl From<EngineError> for ApiError {
             EngineError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
+            EngineError::Invalid(_) => ApiError::bad_request(message),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod basic;
 pub mod console;
 pub mod edge;
 pub mod error;
+pub mod reviews;
 pub mod stream;
 
 use crate::config::AuthConfig;
@@ -83,6 +84,13 @@ fn router_with(state: AppState) -> Router {
         .route("/audit", get(api::list_audit))
         .route("/rollbacks", get(api::list_rollbacks))
         .route("/rollbacks/{id}", get(api::get_rollback))
+        .route("/rollbacks/{id}/review", post(reviews::review))
+        .route("/reviews", get(reviews::list_reviews))
+        .route(
+            "/missed",
+            get(reviews::list_missed).post(reviews::record_missed),
+        )
+        .route("/report", get(reviews::report))
         .route("/validations", get(api::list_validations))
         .route(
             "/alertmanager",
@@ -104,6 +112,7 @@ fn router_with(state: AppState) -> Router {
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/app.css", get(console::app_css))
+        .route("/console/reviews.js", get(console::reviews_js))
         .fallback(|| async { ApiError::not_found("no such route; see docs/api.md") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

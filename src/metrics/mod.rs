@@ -14,7 +14,8 @@ use crate::domain::lifecycle::{
     Action, Arming, AutomaticPath, EventStatus, SuppressReason, TriggerType, MODE_SESSION_TARGETED,
     MODE_UNIVERSAL_CYCLE_4,
 };
-use crate::events::{EngineEvent, Poll, Rejection, TargetOperation};
+use crate::domain::review::{Durations, Rates, Ratio, Verdict, Window};
+use crate::events::{EngineEvent, Poll, Rejection, SuccessRates, TargetOperation};
 use crate::store::{Event, ValidationKind, ValidationRun};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
@@ -84,6 +85,23 @@ struct PathLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabel {
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowStatLabel {
+    window: String,
+    stat: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowVerdictLabel {
+    window: String,
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: String,
     revision: String,
@@ -148,7 +166,31 @@ pub struct Metrics {
     webhook_truncated: Counter,
     /// The listener's counts (connections, streams, limits).
     pub http: http::HttpMetrics,
+    rates: RateGauges,
 }
+
+/// The success rates read from the history, per window (see `domain::review`).
+struct RateGauges {
+    false_positive: Family<WindowLabel, FGauge>,
+    true_positive: Family<WindowLabel, FGauge>,
+    validation_success: Family<WindowLabel, FGauge>,
+    documentation: Family<WindowLabel, FGauge>,
+    unreviewed_executed: Family<WindowLabel, Gauge>,
+    missed: Family<WindowLabel, Gauge>,
+    episodes: Family<WindowVerdictLabel, Gauge>,
+    response: Family<WindowStatLabel, FGauge>,
+    recovery: Family<WindowStatLabel, FGauge>,
+    oldest_unreviewed: FGauge,
+    updated: FGauge,
+}
+
+/// The verdict label values: every verdict, and `unreviewed`.
+const VERDICT_LABELS: [Option<Verdict>; 4] = [
+    Some(Verdict::TruePositive),
+    Some(Verdict::FalsePositive),
+    Some(Verdict::Drill),
+    None,
+];
 
 fn unix(t: chrono::DateTime<chrono::Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
@@ -212,6 +254,19 @@ impl Metrics {
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
             http: http::HttpMetrics::register(r),
+            rates: RateGauges {
+                false_positive: reg(r, "rollback_false_positive_rate", "Reviewed triggers judged false positive / reviewed triggers (drills left out), over the window; NaN without reviews", Family::default()),
+                true_positive: reg(r, "rollback_true_positive_rate", "True positives / (true positives + missed degradations), over the window; NaN without either", Family::default()),
+                validation_success: reg(r, "recovery_validation_success_rate", "Executed rollbacks whose recovery validated / executed rollbacks, over the window; NaN without any", Family::default()),
+                documentation: reg(r, "rollback_documentation_compliance_ratio", "Executed rollbacks reviewed / executed rollbacks, over the window; NaN without any", Family::default()),
+                unreviewed_executed: reg(r, "rollback_unreviewed_executed", "Executed rollbacks without a review, over the window", Family::default()),
+                missed: reg(r, "rollback_missed_degradations", "Degradations nothing caught, recorded by operators, over the window", Family::default()),
+                episodes: reg(r, "rollback_trigger_episodes", "Trigger episodes (executed, suppressed, dry runs) by their latest verdict, over the window", Family::default()),
+                response: reg(r, "rollback_incident_response_seconds", "From the first alert or trigger to the switch, over the window's incidents; NaN without any", Family::default()),
+                recovery: reg(r, "rollback_recovery_seconds", "From the switch to the validated recovery, over the window's incidents; NaN without any", Family::default()),
+                oldest_unreviewed: reg(r, "rollback_unreviewed_oldest_timestamp_seconds", "Unix time the oldest executed rollback without a review started; NaN when every one is reviewed", FGauge::default()),
+                updated: reg(r, "rollback_rates_updated_timestamp_seconds", "Unix time the rates were last computed from the history", FGauge::default()),
+            },
         }
     }
 
@@ -260,6 +315,10 @@ impl Metrics {
         }
         self.set_mode(None);
         self.validation_score.set(f64::NAN);
+        self.rates.oldest_unreviewed.set(f64::NAN);
+        for w in Window::ALL {
+            self.set_rates(w, &Rates::default());
+        }
         self.configured(config);
     }
 
@@ -349,6 +408,53 @@ impl Metrics {
                     self.validation_last_timestamp.set(unix(run.at));
                 }
             }
+            EngineEvent::RatesComputed(r) => self.rates_computed(r),
+            EngineEvent::Reviewed(_) | EngineEvent::MissedRecorded(_) => {}
+        }
+    }
+
+    fn rates_computed(&self, r: &SuccessRates) {
+        for (w, rates) in &r.windows {
+            self.set_rates(*w, rates);
+        }
+        let oldest = r.oldest_unreviewed.map_or(f64::NAN, unix);
+        self.rates.oldest_unreviewed.set(oldest);
+        self.rates.updated.set(unix(r.at));
+    }
+
+    /// One window's gauges; no data is NaN, never 0 or 1.
+    fn set_rates(&self, w: Window, r: &Rates) {
+        let g = &self.rates;
+        let l = WindowLabel {
+            window: w.as_str().into(),
+        };
+        let ratio = |x: Ratio| x.value().unwrap_or(f64::NAN);
+        g.false_positive
+            .get_or_create(&l)
+            .set(ratio(r.false_positive));
+        g.true_positive
+            .get_or_create(&l)
+            .set(ratio(r.true_positive));
+        g.validation_success
+            .get_or_create(&l)
+            .set(ratio(r.validation_success));
+        g.documentation
+            .get_or_create(&l)
+            .set(ratio(r.documentation));
+        g.unreviewed_executed
+            .get_or_create(&l)
+            .set(r.unreviewed_executed as i64);
+        g.missed.get_or_create(&l).set(r.missed as i64);
+        for v in VERDICT_LABELS {
+            let verdict = v.map_or("unreviewed", Verdict::as_str);
+            let vl = WindowVerdictLabel {
+                window: w.as_str().into(),
+                verdict: verdict.into(),
+            };
+            g.episodes.get_or_create(&vl).set(r.verdicts.get(v) as i64);
+        }
+        for (family, d) in [(&g.response, r.response), (&g.recovery, r.recovery)] {
+            set_durations(family, w, d);
         }
     }
 
@@ -486,6 +592,17 @@ impl Metrics {
     /// `_total`, and the OpenMetrics-only `# EOF` and `# UNIT` lines are left out.
     pub fn encode_prometheus_text(&self) -> String {
         to_prometheus_text(&self.encode_openmetrics())
+    }
+}
+
+fn set_durations(family: &Family<WindowStatLabel, FGauge>, w: Window, d: Durations) {
+    for (stat, v) in [("median", d.median), ("max", d.max)] {
+        family
+            .get_or_create(&WindowStatLabel {
+                window: w.as_str().into(),
+                stat: stat.into(),
+            })
+            .set(v.unwrap_or(f64::NAN));
     }
 }
 

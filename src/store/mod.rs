@@ -1,5 +1,6 @@
-//! The durable history: rollback events, their transitions, validation runs and the
-//! Alertmanager alerts received, and the audit of changes to how rollbackd runs. The engine talks to `Store`, an enum of backends, so a second
+//! The durable history: rollback events, their transitions, validation runs, the reviews of
+//! trigger episodes and the degradations nothing caught, the Alertmanager alerts received, and
+//! the audit of changes to how rollbackd runs. The engine talks to `Store`, an enum of backends, so a second
 //! backend is one more variant here and nothing changes above it. Every backend keeps the same
 //! guarantees: append-only records, a write acknowledged only once durable, alerts unique on
 //! fingerprint + startsAt + status, and the life cycle's moves enforced at write time.
@@ -8,6 +9,7 @@ mod sqlite;
 
 use crate::domain::condition::Status;
 use crate::domain::lifecycle::{Action, EventStatus, TriggerType};
+use crate::domain::review::{NotReviewable, Verdict};
 use crate::domain::validation::Check;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,12 @@ pub enum StoreError {
     /// A paging cursor that names no event: the caller's mistake, not the store's.
     #[error("before: no event with id {0:?}")]
     UnknownCursor(String),
+    /// A review of an event the history does not hold.
+    #[error("no rollback event with id {0:?}")]
+    UnknownEvent(String),
+    /// A review of an event that is no finished trigger episode.
+    #[error("event {id}: {why}")]
+    NotReviewable { id: String, why: NotReviewable },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -106,10 +114,15 @@ pub struct Event {
     pub duration_ms: Option<u64>,
     pub validation_score: Option<f64>,
     pub note: Option<String>,
+    /// The latest review, the one that counts; null while unreviewed.
+    pub review: Option<Review>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transitions: Option<Vec<Transition>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validations: Option<Vec<ValidationRun>>,
+    /// Every review, oldest first (only on a single event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reviews: Option<Vec<Review>>,
 }
 
 impl Event {
@@ -134,13 +147,20 @@ impl Event {
             duration_ms: None,
             validation_score: None,
             note: None,
+            review: None,
             transitions: None,
             validations: None,
+            reviews: None,
         }
     }
 
     /// The event as its latest transition leaves it.
-    fn at(mut self, status: EventStatus, at: DateTime<Utc>, d: TransitionDetail) -> Event {
+    pub(crate) fn at(
+        mut self,
+        status: EventStatus,
+        at: DateTime<Utc>,
+        d: TransitionDetail,
+    ) -> Event {
         self.status = status;
         self.updated_at = at;
         self.finished_at = status.is_terminal().then_some(at);
@@ -257,6 +277,59 @@ pub struct AuditRecord {
     pub to: Value,
 }
 
+/// An operator's review of one trigger episode. A later review of the same event supersedes
+/// this one; both stay in the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// Assigned by the store; 0 before it is stored.
+    pub id: i64,
+    pub event_id: String,
+    pub verdict: Verdict,
+    pub note: Option<String>,
+    pub ticket_url: Option<String>,
+    /// The token's actor who reviewed it.
+    pub reviewer: String,
+    pub reviewed_at: DateTime<Utc>,
+    /// The review of the same event this one replaces; set by the store.
+    pub supersedes: Option<i64>,
+    /// The later review that replaced this one; null while it is the current review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<i64>,
+}
+
+/// A degradation no trigger caught, recorded by an operator: it counts against the true
+/// positive rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MissedDegradation {
+    /// Assigned by the store; 0 before it is stored.
+    pub id: i64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub conditions: Vec<String>,
+    pub note: String,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ReviewQuery {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub event_id: Option<String>,
+    pub verdict: Option<Verdict>,
+    /// Only reviews no later one superseded.
+    pub current_only: bool,
+}
+
+/// Missed degradations by when they began, in `[since, until)`.
+#[derive(Clone, Debug, Default)]
+pub struct MissedQuery {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
     pub limit: u32,
@@ -272,6 +345,8 @@ pub struct EventQuery {
     pub status: Option<EventStatus>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only finished trigger episodes without a review.
+    pub unreviewed: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -378,6 +453,43 @@ impl Store {
     /// Audit records newest first.
     pub async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditRecord>> {
         each!(self, s => s.list_audit(q).await)
+    }
+
+    /// Records a review durably; refused unless the event is a finished trigger episode.
+    /// Returns it as stored (its id, the review it supersedes).
+    pub async fn record_review(&self, review: Review) -> Result<Review> {
+        each!(self, s => s.record_review(review).await)
+    }
+
+    /// Reviews newest first.
+    pub async fn list_reviews(&self, q: ReviewQuery) -> Result<Vec<Review>> {
+        each!(self, s => s.list_reviews(q).await)
+    }
+
+    /// Records a missed degradation durably; returns its id.
+    pub async fn record_missed(&self, missed: MissedDegradation) -> Result<i64> {
+        each!(self, s => s.record_missed(missed).await)
+    }
+
+    /// Missed degradations newest first.
+    pub async fn list_missed(&self, q: MissedQuery) -> Result<Vec<MissedDegradation>> {
+        each!(self, s => s.list_missed(q).await)
+    }
+
+    /// Rollback events created in `[since, until)`, oldest first, each with its transitions,
+    /// validations and reviews: what the rates and the report are read from.
+    pub async fn episodes(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Event>> {
+        each!(self, s => s.episodes(since, until).await)
+    }
+
+    /// When the oldest executed rollback without a review started, over the whole history.
+    pub async fn oldest_unreviewed(&self) -> Result<Option<DateTime<Utc>>> {
+        each!(self, s => s.oldest_unreviewed().await)
+    }
+
+    /// The `startsAt` of every firing alert recorded under these fingerprints.
+    pub async fn alert_starts(&self, fingerprints: Vec<String>) -> Result<Vec<(String, String)>> {
+        each!(self, s => s.alert_starts(fingerprints).await)
     }
 
     /// The newest `limit` alert keys recorded, to warm the in-memory resend filter at start.

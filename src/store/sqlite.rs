@@ -4,10 +4,12 @@
 //! commit), so a burst shares one fsync.
 
 use super::{
-    format_time, AlertRecord, AuditQuery, AuditRecord, Delivery, Event, EventQuery, Result,
-    StoreError, StoredEvent, Transition, TransitionDetail, ValidationQuery, ValidationRun,
+    format_time, AlertRecord, AuditQuery, AuditRecord, Delivery, Event, EventQuery,
+    MissedDegradation, MissedQuery, Result, Review, ReviewQuery, StoreError, StoredEvent,
+    Transition, TransitionDetail, ValidationQuery, ValidationRun,
 };
-use crate::domain::lifecycle::EventStatus;
+use crate::domain::lifecycle::{Action, EventStatus};
+use crate::domain::review::EpisodeKind;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -59,15 +61,52 @@ CREATE TABLE IF NOT EXISTS webhook_alerts (
     body TEXT NOT NULL,
     UNIQUE (fingerprint, starts_at, status)
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL REFERENCES rollback_events(id),
+    verdict TEXT NOT NULL,
+    reviewed_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_by_event ON reviews(event_id, id);
+CREATE TABLE IF NOT EXISTS missed_degradations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 "#;
 
-const APPEND_ONLY_TABLES: [&str; 5] = [
+const APPEND_ONLY_TABLES: [&str; 7] = [
     "rollback_events",
     "rollback_transitions",
     "validation_runs",
     "webhook_alerts",
     "audit_log",
+    "reviews",
+    "missed_degradations",
 ];
+
+/// `'completed', 'failed', ...`: the statuses where `keep` holds, for an SQL `IN` list, so
+/// the queries count exactly what the domain calls an episode.
+fn statuses_sql(keep: impl Fn(EventStatus) -> bool) -> String {
+    EventStatus::ALL
+        .into_iter()
+        .filter(|s| keep(*s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A finished trigger episode with no review (`e`, `t`, `r` as in `EVENT_JOINS`).
+fn unreviewed_sql(executed_only: bool) -> String {
+    let statuses = statuses_sql(|s| match EpisodeKind::of(Action::Rollback, s) {
+        Ok(kind) => !executed_only || kind == EpisodeKind::Executed,
+        Err(_) => false,
+    });
+    format!("e.action = 'rollback' AND t.status IN ({statuses}) AND r.id IS NULL")
+}
 
 enum Job {
     InsertEvent(Box<StoredEvent>, EventStatus, TransitionDetail),
@@ -81,12 +120,15 @@ enum Job {
     RecordAudit(Box<AuditRecord>),
     /// Overwrites the one row of `health_probe`: proves the disk takes writes.
     Probe,
+    RecordReview(Box<Review>),
+    RecordMissed(Box<MissedDegradation>),
 }
 
 enum Done {
     Unit,
     Id(i64),
     Delivery(Delivery),
+    Review(Box<Review>),
 }
 
 type Reply = oneshot::Sender<Result<Done>>;
@@ -228,18 +270,29 @@ impl SqliteStore {
     pub async fn get_event(&self, id: &str) -> Result<Option<Event>> {
         let id = id.to_owned();
         self.read(move |c| {
-            let Some(mut view) = query_events(c, "WHERE e.id = ?1", &[&id], 1)?.pop() else { return Ok(None) };
-            let mut stmt = c.prepare("SELECT status, at, detail FROM rollback_transitions WHERE event_id = ?1 ORDER BY seq")?;
-            let transitions = stmt
-                .query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-                .map(|row| {
-                    let (status, at, detail) = row?;
-                    Ok(Transition { status: parse_status(&status)?, at: parse_time(&at)?, detail: from_json(&detail)? })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            view.transitions = Some(transitions);
-            view.validations = Some(query_validations(c, &ValidationQuery { limit: 1000, before: None, event_id: Some(id) })?);
+            let Some(mut view) = query_events(c, "WHERE e.id = ?1", &[&id], 1)?.pop() else {
+                return Ok(None);
+            };
+            with_details(c, &mut view)?;
             Ok(Some(view))
+        })
+        .await
+    }
+
+    /// Rollback events created in `[since, until)`, oldest first, with their details.
+    pub async fn episodes(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            let mut events = query_events(
+                c,
+                "WHERE e.action = 'rollback' AND e.created_ms >= ?1 AND e.created_ms < ?2",
+                &[&since.timestamp_millis(), &until.timestamp_millis()],
+                u32::MAX,
+            )?;
+            events.reverse();
+            for e in &mut events {
+                with_details(c, e)?;
+            }
+            Ok(events)
         })
         .await
     }
@@ -290,6 +343,9 @@ impl SqliteStore {
                 args.push(Box::new(until.timestamp_millis()));
                 clauses.push(format!("e.created_ms < ?{}", args.len()));
             }
+            if q.unreviewed {
+                clauses.push(unreviewed_sql(false));
+            }
             let filter = if clauses.is_empty() {
                 String::new()
             } else {
@@ -338,6 +394,73 @@ impl SqliteStore {
         self.submit(Job::Probe).await.map(|_| ())
     }
 
+    pub async fn record_review(&self, review: Review) -> Result<Review> {
+        match self.submit(Job::RecordReview(Box::new(review))).await? {
+            Done::Review(r) => Ok(*r),
+            _ => unreachable!("a review record returns the review"),
+        }
+    }
+
+    pub async fn list_reviews(&self, q: ReviewQuery) -> Result<Vec<Review>> {
+        self.read(move |c| query_reviews(c, &q)).await
+    }
+
+    pub async fn record_missed(&self, missed: MissedDegradation) -> Result<i64> {
+        match self.submit(Job::RecordMissed(Box::new(missed))).await? {
+            Done::Id(id) => Ok(id),
+            _ => unreachable!("a missed degradation record returns an id"),
+        }
+    }
+
+    pub async fn list_missed(&self, q: MissedQuery) -> Result<Vec<MissedDegradation>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, body FROM missed_degradations WHERE (?1 IS NULL OR id < ?1) \
+                 AND (?2 IS NULL OR from_ms >= ?2) AND (?3 IS NULL OR from_ms < ?3) ORDER BY id DESC LIMIT ?4",
+            )?;
+            let since = q.since.map(|t| t.timestamp_millis());
+            let until = q.until.map(|t| t.timestamp_millis());
+            let rows = stmt.query_map(params![q.before, since, until, q.limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (id, body) = row?;
+                let mut m: MissedDegradation = from_json(&body)?;
+                m.id = id;
+                Ok(m)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn oldest_unreviewed(&self) -> Result<Option<DateTime<Utc>>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT MIN(e.created_ms) FROM rollback_events e {EVENT_JOINS} WHERE {}",
+                unreviewed_sql(true)
+            );
+            let ms: Option<i64> = c.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+            Ok(ms.and_then(DateTime::from_timestamp_millis))
+        })
+        .await
+    }
+
+    pub async fn alert_starts(&self, fingerprints: Vec<String>) -> Result<Vec<(String, String)>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT fingerprint, starts_at FROM webhook_alerts WHERE fingerprint = ?1 AND status = 'firing'",
+            )?;
+            let mut out = Vec::new();
+            for f in &fingerprints {
+                let rows = stmt.query_map([f], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                out.extend(rows.collect::<std::result::Result<Vec<_>, _>>()?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn record_audit(&self, record: AuditRecord) -> Result<i64> {
         match self.submit(Job::RecordAudit(Box::new(record))).await? {
             Done::Id(id) => Ok(id),
@@ -370,8 +493,9 @@ impl SqliteStore {
     }
 }
 
-const EVENT_SELECT: &str = "SELECT e.body, t.status, t.at, t.detail FROM rollback_events e \
-    JOIN rollback_transitions t ON t.seq = (SELECT MAX(seq) FROM rollback_transitions WHERE event_id = e.id)";
+/// Each event with its latest transition (`t`) and its latest review (`r`, when any).
+const EVENT_JOINS: &str = "JOIN rollback_transitions t ON t.seq = (SELECT MAX(seq) FROM rollback_transitions WHERE event_id = e.id) \
+    LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE event_id = e.id)";
 
 fn query_events(
     c: &Connection,
@@ -379,7 +503,10 @@ fn query_events(
     args: &[&dyn rusqlite::ToSql],
     limit: u32,
 ) -> Result<Vec<Event>> {
-    let sql = format!("{EVENT_SELECT} {filter} ORDER BY e.seq DESC LIMIT {limit}");
+    let sql = format!(
+        "SELECT e.body, t.status, t.at, t.detail, r.id, r.body FROM rollback_events e {EVENT_JOINS} \
+         {filter} ORDER BY e.seq DESC LIMIT {limit}"
+    );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(args, |r| {
         Ok((
@@ -387,15 +514,90 @@ fn query_events(
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
             r.get::<_, String>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     rows.map(|row| {
-        let (body, status, at, detail) = row?;
+        let (body, status, at, detail, review_id, review) = row?;
         let stored: StoredEvent = from_json(&body)?;
         let status = parse_status(&status)?;
         let at = parse_time(&at)?;
         let detail: TransitionDetail = from_json(&detail)?;
-        Ok(stored.into_event(status).at(status, at, detail))
+        let mut event = stored.into_event(status).at(status, at, detail);
+        if let (Some(id), Some(body)) = (review_id, review) {
+            let mut r: Review = from_json(&body)?;
+            r.id = id;
+            event.review = Some(r);
+        }
+        Ok(event)
+    })
+    .collect()
+}
+
+/// Adds an event's transitions, validations and reviews.
+fn with_details(c: &Connection, event: &mut Event) -> Result<()> {
+    let mut stmt = c.prepare_cached(
+        "SELECT status, at, detail FROM rollback_transitions WHERE event_id = ?1 ORDER BY seq",
+    )?;
+    let transitions = stmt
+        .query_map([&event.id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .map(|row| {
+            let (status, at, detail) = row?;
+            Ok(Transition {
+                status: parse_status(&status)?,
+                at: parse_time(&at)?,
+                detail: from_json(&detail)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    event.transitions = Some(transitions);
+    let q = ValidationQuery {
+        limit: 1000,
+        before: None,
+        event_id: Some(event.id.clone()),
+    };
+    event.validations = Some(query_validations(c, &q)?);
+    let q = ReviewQuery {
+        limit: 1000,
+        event_id: Some(event.id.clone()),
+        ..Default::default()
+    };
+    let mut reviews = query_reviews(c, &q)?;
+    reviews.reverse();
+    event.reviews = Some(reviews);
+    Ok(())
+}
+
+fn query_reviews(c: &Connection, q: &ReviewQuery) -> Result<Vec<Review>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.id, r.body, (SELECT MIN(id) FROM reviews l WHERE l.event_id = r.event_id AND l.id > r.id) AS later \
+         FROM reviews r WHERE (?1 IS NULL OR r.id < ?1) AND (?2 IS NULL OR r.event_id = ?2) \
+         AND (?3 IS NULL OR r.verdict = ?3) AND (?4 = 0 OR later IS NULL) ORDER BY r.id DESC LIMIT ?5",
+    )?;
+    let verdict = q.verdict.map(|v| v.as_str());
+    let rows = stmt.query_map(
+        params![q.before, q.event_id, verdict, q.current_only, q.limit],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        },
+    )?;
+    rows.map(|row| {
+        let (id, body, later) = row?;
+        let mut review: Review = from_json(&body)?;
+        review.id = id;
+        review.superseded_by = later;
+        Ok(review)
     })
     .collect()
 }
@@ -564,6 +766,45 @@ fn record_delivery(
     }))
 }
 
+/// Stores a review of a finished trigger episode, superseding the event's latest review.
+fn insert_review(c: &Connection, review: &Review) -> Result<Done> {
+    let action: Option<String> = c
+        .query_row(
+            "SELECT action FROM rollback_events WHERE id = ?1",
+            [&review.event_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let action = action.ok_or_else(|| StoreError::UnknownEvent(review.event_id.clone()))?;
+    let action = Action::parse(&action)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown action {action:?} in history")))?;
+    let status = latest_status(c, &review.event_id)?
+        .ok_or_else(|| StoreError::UnknownEvent(review.event_id.clone()))?;
+    EpisodeKind::of(action, status).map_err(|why| StoreError::NotReviewable {
+        id: review.event_id.clone(),
+        why,
+    })?;
+    let mut stored = review.clone();
+    stored.id = 0;
+    stored.superseded_by = None;
+    stored.supersedes = c.query_row(
+        "SELECT MAX(id) FROM reviews WHERE event_id = ?1",
+        [&review.event_id],
+        |r| r.get(0),
+    )?;
+    c.prepare_cached(
+        "INSERT INTO reviews (event_id, verdict, reviewed_at, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        stored.event_id,
+        stored.verdict.as_str(),
+        format_time(&stored.reviewed_at),
+        to_json(&stored)
+    ])?;
+    stored.id = c.last_insert_rowid();
+    Ok(Done::Review(Box::new(stored)))
+}
+
 fn latest_status(c: &Connection, event_id: &str) -> Result<Option<EventStatus>> {
     let s: Option<String> = c
         .query_row(
@@ -624,6 +865,19 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
             ])?;
             Ok(Done::Id(c.last_insert_rowid()))
         }
+        Job::RecordReview(review) => insert_review(c, review),
+        Job::RecordMissed(m) => {
+            c.prepare_cached(
+                "INSERT INTO missed_degradations (from_ms, to_ms, recorded_at, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                m.from.timestamp_millis(),
+                m.to.timestamp_millis(),
+                format_time(&m.recorded_at),
+                to_json(m)
+            ])?;
+            Ok(Done::Id(c.last_insert_rowid()))
+        }
     }
 }
 
@@ -631,6 +885,7 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
 mod tests {
     use super::*;
     use crate::domain::lifecycle::{Action, TriggerType};
+    use crate::domain::review::Verdict;
     use crate::store::{EventRequest, Store, ValidationKind};
     use std::collections::BTreeMap;
 
@@ -897,6 +1152,214 @@ mod tests {
             missing.is_err(),
             "a validation must belong to a stored event"
         );
+    }
+
+    fn review(event_id: &str, verdict: Verdict, reviewer: &str) -> Review {
+        Review {
+            id: 0,
+            event_id: event_id.into(),
+            verdict,
+            note: Some(format!("{verdict} by {reviewer}")),
+            ticket_url: None,
+            reviewer: reviewer.into(),
+            reviewed_at: Utc::now(),
+            supersedes: None,
+            superseded_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_later_review_supersedes_an_earlier_one_and_both_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let s = Store::open(&path).unwrap();
+        let none = TransitionDetail::default;
+        s.insert_event(&event("done", EventStatus::Suppressed), none())
+            .await
+            .unwrap();
+        s.insert_event(&event("running", EventStatus::Pending), none())
+            .await
+            .unwrap();
+        let mut restore = event("restore", EventStatus::DryRun);
+        restore.request.action = Action::Restore;
+        s.insert_event(&restore, none()).await.unwrap();
+        assert_eq!(
+            s.list_events(EventQuery {
+                limit: 10,
+                unreviewed: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+            ["done"],
+            "only finished rollbacks await a review"
+        );
+        let first = s
+            .record_review(review("done", Verdict::TruePositive, "ops"))
+            .await
+            .unwrap();
+        assert_eq!(first.supersedes, None);
+        let second = s
+            .record_review(review("done", Verdict::FalsePositive, "boss"))
+            .await
+            .unwrap();
+        assert_eq!(second.supersedes, Some(first.id));
+        for (id, why) in [
+            ("running", "event running: the rollback is still pending; review it once it has finished"),
+            ("restore", "event restore: a restore is a deliberate human action, not a trigger; only rollbacks are reviewed"),
+            ("nope", "no rollback event with id \"nope\""),
+        ] {
+            let e = s.record_review(review(id, Verdict::Drill, "ops")).await.unwrap_err();
+            assert_eq!(e.to_string(), why);
+        }
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let done = s.get_event("done").await.unwrap().unwrap();
+        assert_eq!(
+            done.review.as_ref().unwrap().id,
+            second.id,
+            "the latest counts"
+        );
+        let all = done.reviews.unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.verdict).collect::<Vec<_>>(),
+            [Verdict::TruePositive, Verdict::FalsePositive]
+        );
+        assert_eq!(all[0].superseded_by, Some(second.id));
+        assert_eq!(all[1].superseded_by, None);
+        let current = s
+            .list_reviews(ReviewQuery {
+                limit: 10,
+                current_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            current.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [second.id]
+        );
+        let listed = s
+            .list_events(EventQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.iter().filter(|e| e.review.is_some()).count(), 1);
+        assert!(s
+            .list_events(EventQuery {
+                limit: 10,
+                unreviewed: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty());
+        let c = Connection::open(&path).unwrap();
+        for sql in [
+            "UPDATE reviews SET verdict = 'drill'",
+            "DELETE FROM reviews",
+        ] {
+            let e = c.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("append-only"), "{sql}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missed_degradations_and_the_oldest_unreviewed_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("h.db")).unwrap();
+        assert_eq!(s.oldest_unreviewed().await.unwrap(), None);
+        let old = Utc::now() - chrono::Duration::days(3);
+        let mut a = event("a", EventStatus::Pending);
+        a.created_at = old;
+        s.insert_event(&a, TransitionDetail::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.oldest_unreviewed().await.unwrap(),
+            None,
+            "not finished yet"
+        );
+        for st in [
+            EventStatus::Executing,
+            EventStatus::Validating,
+            EventStatus::Completed,
+        ] {
+            s.transition("a", st, TransitionDetail::default())
+                .await
+                .unwrap();
+        }
+        s.insert_event(
+            &event("b", EventStatus::Suppressed),
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        let at = s.oldest_unreviewed().await.unwrap().unwrap();
+        assert_eq!(
+            at.timestamp_millis(),
+            old.timestamp_millis(),
+            "suppressed ones do not count"
+        );
+        s.record_review(review("a", Verdict::Drill, "ops"))
+            .await
+            .unwrap();
+        assert_eq!(s.oldest_unreviewed().await.unwrap(), None);
+        let eps = s
+            .episodes(old, Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            eps.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(eps[0].transitions.as_ref().unwrap().len(), 4);
+
+        let m = |from: DateTime<Utc>| MissedDegradation {
+            id: 0,
+            from,
+            to: from + chrono::Duration::minutes(10),
+            conditions: vec!["max_drawdown".into()],
+            note: "slow bleed".into(),
+            recorded_by: "ops".into(),
+            recorded_at: Utc::now(),
+        };
+        let id1 = s.record_missed(m(old)).await.unwrap();
+        let id2 = s
+            .record_missed(m(Utc::now() - chrono::Duration::hours(1)))
+            .await
+            .unwrap();
+        let recent = s
+            .list_missed(MissedQuery {
+                limit: 10,
+                since: Some(Utc::now() - chrono::Duration::days(1)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recent.iter().map(|m| m.id).collect::<Vec<_>>(), [id2]);
+        let page = s
+            .list_missed(MissedQuery {
+                limit: 10,
+                before: Some(id2),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), [id1]);
+        let c = Connection::open(dir.path().join("h.db")).unwrap();
+        for sql in [
+            "UPDATE missed_degradations SET body = '{}'",
+            "DELETE FROM missed_degradations",
+        ] {
+            let e = c.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("append-only"), "{sql}: {e}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod binary;
+pub mod browser;
 pub mod dashboards;
 pub mod files;
 pub mod fixtures;
