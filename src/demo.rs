@@ -158,7 +158,8 @@ impl Progress {
                 }
                 StreamMessage::Status(_)
                 | StreamMessage::Review(_)
-                | StreamMessage::MissedDegradation(_) => {}
+                | StreamMessage::MissedDegradation(_)
+                | StreamMessage::Holds(_) => {}
             }
         }
     }

@@ -144,6 +144,9 @@ pub enum EngineEvent {
     MissedRecorded(Arc<MissedDegradation>),
     /// The success rates were computed again from the history.
     RatesComputed(Arc<SuccessRates>),
+    /// A freeze or maintenance window, the regime, the automation mode or what awaits an
+    /// answer changed; the holds as they are now.
+    HoldsChanged(Arc<crate::views::HoldsView>),
 }
 
 impl EngineEvent {
@@ -190,6 +193,10 @@ impl EngineEvent {
                 MissedDegradation::clone(m),
             ))],
             EngineEvent::RatesComputed(_) => vec![],
+            EngineEvent::HoldsChanged(h) => vec![
+                StreamMessage::Holds(Box::new(crate::views::HoldsView::clone(h))),
+                status(),
+            ],
         }
     }
 }

@@ -2,7 +2,8 @@
 //! the documented JSON. The engine builds them (src/engine/views.rs); nothing here reads state.
 
 use crate::domain::condition::{Status, Trend};
-use crate::domain::lifecycle::{Arming, PathState};
+use crate::domain::holds::{AutomationMode, OnTimeout, Regime, Window, WindowKind};
+use crate::domain::lifecycle::{Arming, PathState, TriggerType};
 use crate::store::{Event, MissedDegradation, Review, ValidationRun};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -41,7 +42,62 @@ pub struct StatusView {
     pub cooldown_remaining_seconds: f64,
     pub stability_watch_active: bool,
     pub storage_ok: bool,
+    /// Freezes, maintenance, the regime, the automation mode and what awaits an answer.
+    pub holds: HoldsView,
     pub version: &'static str,
+}
+
+/// `GET /api/v1/holds`, and part of the status: what adjusts the guard now.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HoldsView {
+    /// `auto`, `confirm` or `observe`.
+    pub automation_mode: AutomationMode,
+    /// The freeze in force (ad hoc or scheduled); automatic triggers are suppressed.
+    pub freeze: Option<Window>,
+    /// The maintenance window in force; its `expected_healthy_agents` is the expected count.
+    pub maintenance: Option<Window>,
+    /// The regime in force, its thresholds laid over the environment's.
+    pub regime: Option<Regime>,
+    /// The regimes the config defines.
+    pub regimes: Vec<String>,
+    /// The next start of each scheduled window.
+    pub upcoming: Vec<UpcomingWindow>,
+    /// Automatic triggers waiting for an operator (confirm mode).
+    pub proposals: Vec<ProposalView>,
+    /// Restores waiting for a second person.
+    pub restore_requests: Vec<RestoreRequestView>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct UpcomingWindow {
+    pub kind: WindowKind,
+    pub name: String,
+    pub start: DateTime<Utc>,
+}
+
+/// An automatic trigger awaiting an operator's answer (confirm mode).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ProposalView {
+    pub id: String,
+    pub trigger_type: TriggerType,
+    pub source: String,
+    pub reason: String,
+    pub alert_names: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the timeout decides.
+    pub deadline: DateTime<Utc>,
+    /// What the timeout does: `proceed` or `lapse`.
+    pub on_timeout: OnTimeout,
+}
+
+/// A restore awaiting a second person's approval.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RestoreRequestView {
+    pub id: String,
+    pub requested_by: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// One automatic path as the status shows it.
@@ -119,4 +175,6 @@ pub enum StreamMessage {
     Review(Box<Review>),
     /// A degradation nothing caught, as recorded.
     MissedDegradation(Box<MissedDegradation>),
+    /// Holds changed: a window started or ended, a regime, the mode, a proposal.
+    Holds(Box<HoldsView>),
 }

@@ -8,6 +8,7 @@
 
 mod describe;
 mod error;
+mod holds;
 mod overlay;
 mod raw;
 mod sections;
@@ -16,7 +17,9 @@ mod validate;
 mod web;
 
 pub use error::ConfigError;
+pub use holds::{AutomationConfig, WindowsConfig};
 pub use overlay::{apply_overlay, OverlayOrigin};
+pub use raw::Overrides;
 pub use thresholds::SEED_THRESHOLDS;
 pub use web::{load_web_config, ClientAuth, ServerTls, WebConfig};
 
@@ -50,6 +53,11 @@ pub struct Config {
     pub limits: Limits,
     pub conditions: Vec<ConditionSpec>,
     pub environments: Vec<String>,
+    /// Named threshold presets an operator may lay over the environment's at runtime.
+    pub regimes: BTreeMap<String, Overrides>,
+    pub automation: AutomationConfig,
+    pub freezes: WindowsConfig,
+    pub maintenance: WindowsConfig,
 }
 
 /// What one client may hold of the listener; see docs/security.md.
@@ -221,6 +229,10 @@ impl Default for Config {
             limits: Limits::default(),
             conditions: thresholds::seed_conditions(),
             environments: vec!["production".into(), "staging".into()],
+            regimes: BTreeMap::new(),
+            automation: AutomationConfig::default(),
+            freezes: WindowsConfig::freezes(),
+            maintenance: WindowsConfig::maintenance(),
         }
     }
 }
@@ -306,6 +318,21 @@ fn build(
     let thresholds = thresholds::read(raw.thresholds_file, inline, &at)?;
     let environment = cli_environment.map(str::to_owned).or(raw.environment);
     thresholds::resolve(&mut cfg, thresholds, environment, &at)?;
+    if let Some(a) = raw.automation {
+        cfg.automation = holds::automation(a, cfg.automation, &at)?;
+    }
+    if let Some(f) = raw.freezes {
+        let kind = crate::domain::holds::WindowKind::Freeze;
+        cfg.freezes = holds::windows(f, kind, cfg.freezes, cfg.agents_expected, &at)?;
+    }
+    if let Some(m) = raw.maintenance {
+        let kind = crate::domain::holds::WindowKind::Maintenance;
+        cfg.maintenance = holds::windows(m, kind, cfg.maintenance, cfg.agents_expected, &at)?;
+    }
+    if let Some(r) = raw.regimes {
+        holds::regimes(&r, &cfg.conditions, &at)?;
+        cfg.regimes = r;
+    }
     validate::validate(&cfg, &at)?;
     Ok(cfg)
 }
@@ -313,6 +340,35 @@ fn build(
 impl Config {
     pub fn condition(&self, name: &str) -> Option<&ConditionSpec> {
         self.conditions.iter().find(|c| c.name == name)
+    }
+
+    /// This config with the regime `name` laid over its thresholds (checked at load, so only
+    /// an unknown name fails).
+    pub fn with_regime(&self, name: &str) -> Result<Config, String> {
+        let overrides = self.regimes.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.regimes.keys().map(String::as_str).collect();
+            if known.is_empty() {
+                format!("unknown regime {name:?}; the config defines no regimes")
+            } else {
+                format!(
+                    "unknown regime {name:?}; expected one of {}",
+                    known.join(", ")
+                )
+            }
+        })?;
+        let mut out = self.clone();
+        let file = self
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        apply_overlay(
+            &mut out.conditions,
+            OverlayOrigin::regime(&file, name),
+            overrides,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(out)
     }
 }
 

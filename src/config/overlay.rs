@@ -32,6 +32,16 @@ impl<'a> OverlayOrigin<'a> {
         }
     }
 
+    /// An entry of `regimes:`.
+    pub fn regime(file: &'a str, name: &'a str) -> OverlayOrigin<'a> {
+        OverlayOrigin {
+            file,
+            section: "regimes",
+            kind: "regime",
+            name,
+        }
+    }
+
     fn key(&self, dotted: &str) -> String {
         format!("{}.{}.{dotted}", self.section, self.name)
     }

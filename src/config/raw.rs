@@ -43,6 +43,10 @@ pub(super) struct RawConfig {
     pub(super) thresholds_file: Option<PathBuf>,
     pub(super) trigger_conditions: Option<BTreeMap<String, RawCondition>>,
     pub(super) environments: Option<BTreeMap<String, Overrides>>,
+    pub(super) regimes: Option<BTreeMap<String, Overrides>>,
+    pub(super) automation: Option<super::holds::RawAutomation>,
+    pub(super) freezes: Option<super::holds::RawWindows>,
+    pub(super) maintenance: Option<super::holds::RawWindows>,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 //! is stored as `suppressed`, and a dry run as `dry_run`. The guard admits at most one
 //! execution at a time.
 
+pub use super::holds::AutomationMode;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -140,14 +141,23 @@ pub enum SuppressReason {
     Cooldown,
     /// The automatic path the trigger came by is disarmed (config or operator).
     Disarmed,
+    /// A freeze window holds automatic triggers (news events).
+    Freeze,
+    /// Confirm mode: an operator rejected the proposal.
+    Rejected,
+    /// Confirm mode: nobody answered the proposal in time and the config says lapse.
+    Lapsed,
 }
 
 impl SuppressReason {
-    pub const ALL: [SuppressReason; 4] = [
+    pub const ALL: [SuppressReason; 7] = [
         SuppressReason::AlreadyRolledBack,
         SuppressReason::InProgress,
         SuppressReason::Cooldown,
         SuppressReason::Disarmed,
+        SuppressReason::Freeze,
+        SuppressReason::Rejected,
+        SuppressReason::Lapsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +166,9 @@ impl SuppressReason {
             SuppressReason::InProgress => "in_progress",
             SuppressReason::Cooldown => "cooldown",
             SuppressReason::Disarmed => "disarmed",
+            SuppressReason::Freeze => "freeze",
+            SuppressReason::Rejected => "rejected",
+            SuppressReason::Lapsed => "lapsed",
         }
     }
 }
@@ -250,6 +263,31 @@ pub enum Decision {
     DryRun {
         would_suppress: Option<SuppressReason>,
     },
+    /// Observe mode: record that this automatic trigger would have executed; never act.
+    Observe,
+    /// Confirm mode: nothing is recorded yet; an operator decides (or the timeout does).
+    Propose,
+}
+
+/// Who stands behind an automatic trigger's execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Approval {
+    /// Nobody yet: the automation mode decides.
+    #[default]
+    None,
+    /// An operator approved the proposal: a person decided, as with a manual rollback.
+    Person,
+    /// The proposal's time ran out and the config says proceed: still automatic.
+    Timeout,
+}
+
+/// What the holds and the automation mode say about a trigger, besides the guard's own state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy<'a> {
+    pub mode: AutomationMode,
+    /// The freeze window holding now, by name.
+    pub freeze: Option<&'a str>,
+    pub approval: Approval,
 }
 
 /// The one place that admits executions. Times are milliseconds on any monotonic clock.
@@ -281,7 +319,7 @@ impl Guard {
         self.in_progress.as_deref()
     }
 
-    /// Decides a rollback request. `current_mode` is the target's last known mode.
+    /// Decides a rollback request in `auto` mode with nothing on hold.
     pub fn decide_rollback(
         &mut self,
         event_id: &str,
@@ -291,21 +329,57 @@ impl Guard {
         now_ms: u64,
         cooldown_ms: u64,
     ) -> Decision {
-        let blocker = if !self.arming.acts(trigger) {
+        let policy = Policy::default();
+        self.decide(
+            event_id,
+            trigger,
+            dry_run,
+            current_mode,
+            now_ms,
+            cooldown_ms,
+            policy,
+        )
+    }
+
+    /// Decides a rollback request. `current_mode` is the target's last known mode. A trigger
+    /// an operator approved is judged as a person's request: arming, freezes and the cooldown
+    /// hold only what runs without one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide(
+        &mut self,
+        event_id: &str,
+        trigger: TriggerType,
+        dry_run: bool,
+        current_mode: Option<&str>,
+        now_ms: u64,
+        cooldown_ms: u64,
+        policy: Policy<'_>,
+    ) -> Decision {
+        let automatic = trigger.is_automatic() && policy.approval != Approval::Person;
+        let blocker = if automatic && !self.arming.acts(trigger) {
             Some(SuppressReason::Disarmed)
+        } else if automatic && policy.freeze.is_some() {
+            Some(SuppressReason::Freeze)
         } else if self.in_progress.is_some() {
             Some(SuppressReason::InProgress)
         } else if current_mode == Some(self.rollback_mode.as_str()) {
             Some(SuppressReason::AlreadyRolledBack)
-        } else if trigger.is_automatic() && self.cooldown_remaining_ms(now_ms, cooldown_ms) > 0 {
+        } else if automatic && self.cooldown_remaining_ms(now_ms, cooldown_ms) > 0 {
             Some(SuppressReason::Cooldown)
         } else {
             None
         };
-        match (dry_run, blocker) {
-            (true, would_suppress) => Decision::DryRun { would_suppress },
-            (false, Some(reason)) => Decision::Suppress(reason),
-            (false, None) => {
+        let mode = if automatic && policy.approval == Approval::None {
+            policy.mode
+        } else {
+            AutomationMode::Auto
+        };
+        match (dry_run, blocker, mode) {
+            (true, would_suppress, _) => Decision::DryRun { would_suppress },
+            (false, Some(reason), _) => Decision::Suppress(reason),
+            (false, None, AutomationMode::Observe) => Decision::Observe,
+            (false, None, AutomationMode::Confirm) => Decision::Propose,
+            (false, None, AutomationMode::Auto) => {
                 self.in_progress = Some(event_id.to_owned());
                 self.previous_execution_ms = self.last_execution_ms;
                 self.last_execution_ms = Some(now_ms);
@@ -629,5 +703,127 @@ mod tests {
                 prop_assert_eq!(g.in_progress().map(str::to_owned), running.first().cloned());
             }
         }
+    }
+
+    fn decide_with(g: &mut Guard, id: &str, trigger: TriggerType, policy: Policy<'_>) -> Decision {
+        g.decide(
+            id,
+            trigger,
+            false,
+            Some(MODE_SESSION_TARGETED),
+            0,
+            COOLDOWN,
+            policy,
+        )
+    }
+
+    #[test]
+    fn a_freeze_holds_automatic_triggers_but_not_a_person() {
+        let freeze = Policy {
+            freeze: Some("cpi"),
+            ..Policy::default()
+        };
+        for t in [TriggerType::Watchdog, TriggerType::Alertmanager] {
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+            assert_eq!(
+                decide_with(&mut g, "a", t, freeze),
+                Decision::Suppress(SuppressReason::Freeze)
+            );
+            assert_eq!(g.in_progress(), None);
+            let timed_out = Policy {
+                approval: Approval::Timeout,
+                ..freeze
+            };
+            assert_eq!(
+                decide_with(&mut g, "b", t, timed_out),
+                Decision::Suppress(SuppressReason::Freeze),
+                "a proposal that timed out is still automatic"
+            );
+            let approved = Policy {
+                approval: Approval::Person,
+                ..freeze
+            };
+            assert_eq!(decide_with(&mut g, "c", t, approved), Decision::Execute);
+        }
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+        assert_eq!(
+            decide_with(&mut g, "m", TriggerType::Manual, freeze),
+            Decision::Execute
+        );
+    }
+
+    #[test]
+    fn observe_and_confirm_change_only_what_would_execute() {
+        for (mode, want) in [
+            (AutomationMode::Observe, Decision::Observe),
+            (AutomationMode::Confirm, Decision::Propose),
+            (AutomationMode::Auto, Decision::Execute),
+        ] {
+            let policy = Policy {
+                mode,
+                ..Policy::default()
+            };
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+            assert_eq!(
+                decide_with(&mut g, "a", TriggerType::Watchdog, policy),
+                want
+            );
+            assert_eq!(
+                g.in_progress().is_some(),
+                want == Decision::Execute,
+                "{mode}: only an execution takes the slot"
+            );
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+            assert_eq!(
+                decide_with(&mut g, "m", TriggerType::Manual, policy),
+                Decision::Execute,
+                "{mode}: a manual rollback is a person's decision"
+            );
+            let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+            let frozen = Policy {
+                freeze: Some("cpi"),
+                ..policy
+            };
+            assert_eq!(
+                decide_with(&mut g, "f", TriggerType::Watchdog, frozen),
+                Decision::Suppress(SuppressReason::Freeze),
+                "{mode}: a freeze is said before the mode"
+            );
+            for approval in [Approval::Person, Approval::Timeout] {
+                let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+                let p = Policy { approval, ..policy };
+                assert_eq!(
+                    decide_with(&mut g, "p", TriggerType::Alertmanager, p),
+                    Decision::Execute,
+                    "{mode}: an answered proposal executes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_approved_proposal_is_not_held_by_the_cooldown_a_timed_out_one_is() {
+        let mut g = Guard::new(MODE_UNIVERSAL_CYCLE_4, Arming::ALL_ARMED);
+        g.set_last_execution_ms(0);
+        let timeout = Policy {
+            approval: Approval::Timeout,
+            ..Policy::default()
+        };
+        let d = g.decide(
+            "t",
+            TriggerType::Watchdog,
+            false,
+            None,
+            1,
+            COOLDOWN,
+            timeout,
+        );
+        assert_eq!(d, Decision::Suppress(SuppressReason::Cooldown));
+        let person = Policy {
+            approval: Approval::Person,
+            ..Policy::default()
+        };
+        let d = g.decide("p", TriggerType::Watchdog, false, None, 1, COOLDOWN, person);
+        assert_eq!(d, Decision::Execute);
     }
 }

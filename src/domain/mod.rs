@@ -3,6 +3,7 @@
 //! Nothing here does I/O or reads a clock; callers pass time in.
 
 pub mod condition;
+pub mod holds;
 pub mod lifecycle;
 pub mod review;
 pub mod target_status;

@@ -5,7 +5,7 @@
 
 use super::{lock, Engine, EngineError};
 use crate::domain::lifecycle::{
-    Action, Arming, Decision, EventStatus, Guard, SuppressReason, TriggerType,
+    Action, Approval, Arming, Decision, EventStatus, Guard, Policy, SuppressReason, TriggerType,
     MODE_SESSION_TARGETED,
 };
 use crate::domain::SwitchRequest;
@@ -44,6 +44,8 @@ pub struct RollbackRequest {
     pub dry_run: bool,
     pub alert_names: Vec<String>,
     pub fingerprints: Vec<String>,
+    /// Who stands behind an automatic trigger (confirm mode); `None` for a fresh one.
+    pub approval: Approval,
 }
 
 /// What became of a request.
@@ -60,6 +62,8 @@ pub enum Requested {
     DryRun {
         event: Event,
     },
+    /// Confirm mode: an operator decides (or the timeout does); nothing recorded as an event yet.
+    Proposed(crate::views::ProposalView),
 }
 
 /// A rollback request with the guard's decision, before it is recorded.
@@ -109,7 +113,7 @@ fn format_params(p: &BTreeMap<String, f64>) -> String {
 
 impl Engine {
     /// A new event for `req`, with the conditions and the target as the watchdog sees them now.
-    fn new_event(
+    pub(super) fn new_event(
         &self,
         action: Action,
         req: &RollbackRequest,
@@ -149,27 +153,52 @@ impl Engine {
         let cfg = self.config();
         let profile = &cfg.profile;
         let current = lock(&self.0.watch).last_known().map(|t| t.mode.clone());
-        let decision = self.execution().guard.decide_rollback(
+        let (mode, freeze) = self.policy_now();
+        let policy = Policy {
+            mode,
+            freeze: freeze.as_ref().map(|w| w.name.as_str()),
+            approval: req.approval,
+        };
+        let decision = self.execution().guard.decide(
             &event.id,
             req.trigger_type,
             req.dry_run,
             current.as_deref(),
             self.now_ms(),
             cfg.cooldown.as_millis() as u64,
+            policy,
         );
+        let would_switch = || {
+            format!(
+                "would switch to {} with {}",
+                profile.mode,
+                format_params(&profile.parameters)
+            )
+        };
         let detail = match decision {
-            Decision::Execute => TransitionDetail::default(),
+            Decision::Execute | Decision::Propose => TransitionDetail::default(),
             Decision::Suppress(r) => TransitionDetail {
                 suppressed_reason: Some(r.as_str().into()),
+                note: freeze.filter(|_| r == SuppressReason::Freeze).map(|w| {
+                    format!(
+                        "freeze {} holds automatic triggers until {} ({})",
+                        w.name,
+                        w.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        w.reason
+                    )
+                }),
+                ..Default::default()
+            },
+            Decision::Observe => TransitionDetail {
+                note: Some(format!(
+                    "observe mode: {}; nothing was sent",
+                    would_switch()
+                )),
                 ..Default::default()
             },
             Decision::DryRun { would_suppress } => TransitionDetail {
                 note: Some(match would_suppress {
-                    None => format!(
-                        "dry run: would switch to {} with {}",
-                        profile.mode,
-                        format_params(&profile.parameters)
-                    ),
+                    None => format!("dry run: {}", would_switch()),
                     Some(r) => format!("dry run: would be suppressed ({})", r.as_str()),
                 }),
                 ..Default::default()
@@ -184,6 +213,9 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let p = self.propose(&req);
+        if p.decision == Decision::Propose {
+            return Ok(Requested::Proposed(self.open_proposal(req).await?));
+        }
         let event = self.record_new(p.event, p.detail).await?;
         Ok(self.carry_out(event, p.decision))
     }
@@ -202,9 +234,9 @@ impl Engine {
         );
         let (decision, detail) = self.decide(&event, req);
         event.status = match decision {
-            Decision::Execute => EventStatus::Pending,
+            Decision::Execute | Decision::Propose => EventStatus::Pending,
             Decision::Suppress(_) => EventStatus::Suppressed,
-            Decision::DryRun { .. } => EventStatus::DryRun,
+            Decision::DryRun { .. } | Decision::Observe => EventStatus::DryRun,
         };
         Proposal {
             event,
@@ -223,7 +255,8 @@ impl Engine {
                 Requested::Started { event, done }
             }
             Decision::Suppress(reason) => Requested::Suppressed { event, reason },
-            Decision::DryRun { .. } => Requested::DryRun { event },
+            Decision::DryRun { .. } | Decision::Observe => Requested::DryRun { event },
+            Decision::Propose => unreachable!("a proposal is answered before anything is recorded"),
         }
     }
 
@@ -247,6 +280,7 @@ impl Engine {
             dry_run,
             alert_names: vec![],
             fingerprints: vec![],
+            approval: crate::domain::lifecycle::Approval::None,
         };
         let mode = lock(&self.0.watch)
             .last_known()
@@ -361,7 +395,7 @@ impl Engine {
 
     /// Stores a new event durably and says so. If the store refuses, the execution slot the
     /// event may hold is freed: nothing unrecorded ever runs.
-    async fn record_new(
+    pub(super) async fn record_new(
         &self,
         event: Event,
         detail: TransitionDetail,
@@ -640,6 +674,7 @@ mod tests {
             dry_run: false,
             alert_names: vec![],
             fingerprints: vec![],
+            approval: crate::domain::lifecycle::Approval::None,
         };
         match engine.request_rollback(req).await.unwrap() {
             Requested::Suppressed { reason, event } => {

@@ -5,9 +5,9 @@
 //! Resends and HA duplicates are answered from the in-memory `ResendFilter` when already
 //! recorded, and by the store's unique key when two race: the store decides.
 
-use super::{lock, Engine, EngineError, RollbackRequest};
+use super::{lock, Engine, EngineError, Requested, RollbackRequest};
 use crate::alertmanager::{Alert, Payload};
-use crate::domain::lifecycle::TriggerType;
+use crate::domain::lifecycle::{Decision, TriggerType};
 use crate::events::EngineEvent;
 use crate::store::{AlertRecord, Delivery, Store, StoreError};
 use crate::views::WebhookOutcome;
@@ -76,6 +76,7 @@ fn request(receiver: &str, alerts: &[&Alert]) -> RollbackRequest {
         dry_run: false,
         alert_names: alerts.iter().map(|a| a.alertname().to_string()).collect(),
         fingerprints: alerts.iter().map(|a| a.fingerprint.clone()).collect(),
+        approval: crate::domain::lifecycle::Approval::None,
     }
 }
 
@@ -102,8 +103,13 @@ impl Engine {
             .copied()
             .filter(|a| a.requests_rollback())
             .collect();
-        let proposal =
-            (!asking.is_empty()).then(|| self.propose(&request(&payload.receiver, &asking)));
+        let asked = (!asking.is_empty()).then(|| request(&payload.receiver, &asking));
+        let proposal = asked.as_ref().map(|r| self.propose(r));
+        // Confirm mode: the alerts are recorded alone; the proposal opens once they are.
+        let (proposal, confirm) = match proposal {
+            Some(p) if p.decision == Decision::Propose => (None, asked),
+            p => (p, None),
+        };
         let now = Utc::now();
         let records = fresh.iter().map(|a| record(a, now)).collect();
         let event = proposal.as_ref().map(|p| (&p.event, p.detail.clone()));
@@ -133,6 +139,16 @@ impl Engine {
             } else {
                 // A twin delivery recorded these alerts first, and with them its own event.
                 self.withdraw_slot(&p.event.id);
+            }
+        }
+        if let Some(req) = confirm {
+            if fresh
+                .iter()
+                .zip(&delivery.new)
+                .any(|(a, n)| *n && a.requests_rollback())
+            {
+                let opened = self.open_proposal(req).await.map(Requested::Proposed);
+                self.log_requested("alertmanager", &opened);
             }
         }
         let new_rollback: Vec<&Alert> = fresh

@@ -21,6 +21,7 @@
 
 mod arming;
 mod executor;
+mod holds;
 mod intake;
 mod recovery;
 mod reload;
@@ -32,6 +33,7 @@ mod watchdog;
 
 pub use crate::views::StreamMessage;
 pub use executor::{Requested, RollbackRequest};
+pub use holds::WindowAsk;
 pub use reload::{ReloadError, Reloaded};
 pub use reviews::RATES_EVERY;
 
@@ -67,6 +69,17 @@ pub enum EngineError {
     /// A review or a missed degradation the domain refused; the message names the field.
     #[error(transparent)]
     Invalid(#[from] InputError),
+    /// A hold, mode or approval request refused; the message starts with the field.
+    #[error("{0}")]
+    Rejected(String),
+    /// Nothing of that kind is in force to end.
+    #[error("{0}")]
+    NotActive(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Two-person restore: the requester cannot approve their own request.
+    #[error("{0}")]
+    SecondPersonRequired(String),
 }
 
 /// Why `/-/ready` says no.
@@ -109,8 +122,12 @@ fn age_ms(
 pub const STREAM_CAPACITY: usize = 256;
 
 struct Inner {
-    /// Swapped whole by a reload; readers take the current one.
+    /// The effective config: `base` with the holds in force laid over it (see `holds`).
     config: ArcSwap<Config>,
+    /// The config as loaded (swapped whole by a reload).
+    base: ArcSwap<Config>,
+    /// Windows, the regime, the automation mode, what awaits an answer.
+    hold: Mutex<holds::HoldState>,
     store: Store,
     target: TargetClient,
     metrics: Arc<Metrics>,
@@ -171,6 +188,8 @@ impl Engine {
                 initial_arming(&config),
             )),
             stability: Mutex::new(None),
+            hold: Mutex::new(holds::HoldState::new(&config)),
+            base: ArcSwap::from_pointee(config.clone()),
             config: ArcSwap::from_pointee(config),
             store,
             stream,
@@ -193,11 +212,17 @@ impl Engine {
             .await
             .context("finishing rollbacks a previous run left unfinished")?;
         engine.resume().await?;
+        engine
+            .resume_holds()
+            .await
+            .context("reading back the freezes, windows and regime in force")?;
         engine.refresh_rates().await;
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.poll_loop().await });
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.rates_loop().await });
+        let e = engine.clone();
+        engine.0.tasks.spawn(async move { e.hold_loop().await });
         Ok(engine)
     }
 

@@ -75,14 +75,15 @@ impl Engine {
             *lock(&self.0.watch) = Watch::new(new.conditions.len());
         }
         let new = Arc::new(new);
-        self.0.config.store(new.clone());
+        self.0.base.store(new.clone());
+        self.reschedule(&new);
+        self.apply_holds();
         let arming = {
             let mut x = self.execution();
             x.guard.arming.watchdog.configured = new.monitoring.automatic_rollback;
             x.guard.arming.alertmanager.configured = new.monitoring.alertmanager_rollback;
             x.guard.arming
         };
-        self.emit(EngineEvent::ConfigReloaded(new));
         self.emit(EngineEvent::ArmingChanged(arming));
         let source = source.display().to_string();
         tracing::info!(%source, ?needs_restart, "config reloaded");

@@ -63,6 +63,7 @@ impl Engine {
             cooldown_remaining_seconds: cooldown_ms as f64 / 1000.0,
             stability_watch_active: lock(&self.0.stability).is_some(),
             storage_ok,
+            holds: self.holds(),
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -224,6 +224,7 @@ impl Engine {
             dry_run: false,
             alert_names: vec![],
             fingerprints: vec![],
+            approval: crate::domain::lifecycle::Approval::None,
         };
         (!obs.triggered.is_empty()).then_some((request, obs.triggered))
     }
@@ -242,6 +243,9 @@ impl Engine {
                 )
             }
             Ok(Requested::DryRun { .. }) => {}
+            Ok(Requested::Proposed(p)) => {
+                tracing::warn!(proposal = %p.id, trigger = who, "rollback proposed; awaiting an operator")
+            }
             Err(e) => tracing::error!(error = %e, trigger = who, "trigger could not be recorded"),
         }
     }

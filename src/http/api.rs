@@ -92,7 +92,7 @@ pub fn actor(state: &AppState, headers: &HeaderMap, need: Need) -> Result<Actor,
     Ok(who)
 }
 
-fn check_reason(reason: &str) -> Result<String, ApiError> {
+pub(super) fn check_reason(reason: &str) -> Result<String, ApiError> {
     let trimmed = reason.trim();
     if trimmed.is_empty() {
         return Err(ApiError::bad_request(
@@ -141,6 +141,7 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
         dry_run: body.dry_run,
         alert_names: vec![],
         fingerprints: vec![],
+        approval: crate::domain::lifecycle::Approval::None,
     };
     match s.engine.request_rollback(req).await? {
         // Awaiting a spawned task: a client that hangs up does not cancel the rollback.
@@ -166,11 +167,16 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
                     format!("the trading system is already in {}; recorded as suppressed event {}", event.request.target_mode, event.id),
                 ),
                 SuppressReason::Cooldown => ("cooldown", format!("in cooldown; recorded as suppressed event {}", event.id)),
-                // Manual requests are never held by arming; kept for completeness.
-                SuppressReason::Disarmed => ("disarmed", format!("this path is disarmed; recorded as suppressed event {}", event.id)),
+                // Manual requests are never held by arming, freezes or confirm mode.
+                other => (other.as_str(), format!("recorded as suppressed event {} ({})", event.id, other.as_str())),
             };
             Err(ApiError::new(StatusCode::CONFLICT, code, message))
         }
+        Requested::Proposed(p) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"proposal": p})),
+        )
+            .into_response()),
     }
 }
 
@@ -196,6 +202,11 @@ pub async fn restore(State(s): State<AppState>, req: Request) -> Result<Response
     let who = actor(&s, req.headers(), Need::Admin)?;
     let StrictJson(body) = StrictJson::<RollbackBody>::from_request(req, &s).await?;
     let reason = check_reason(&body.reason)?;
+    if s.engine.restore_needs_second_person() && !body.dry_run {
+        let ask = s.engine.ask_restore(&reason, &who.name).await?;
+        let body = serde_json::json!({"restore_request": ask});
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
     let event = s.engine.restore(reason, who.name, body.dry_run).await?;
     if body.dry_run {
         return Ok(Json(event).into_response());

@@ -118,7 +118,12 @@ impl From<EngineError> for ApiError {
             EngineError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
-            EngineError::Invalid(_) => ApiError::bad_request(message),
+            EngineError::Invalid(_) | EngineError::Rejected(_) => ApiError::bad_request(message),
+            EngineError::NotActive(_) => ApiError::new(StatusCode::CONFLICT, "not_active", message),
+            EngineError::NotFound(_) => ApiError::not_found(message),
+            EngineError::SecondPersonRequired(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "second_person_required", message)
+            }
         }
     }
 }

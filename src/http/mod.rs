@@ -8,6 +8,7 @@ pub mod basic;
 pub mod console;
 pub mod edge;
 pub mod error;
+pub mod holds;
 pub mod reviews;
 pub mod stream;
 
@@ -82,6 +83,20 @@ fn router_with(state: AppState) -> Router {
         .route("/automation", post(api::automation))
         .route("/automation/disarm-all", post(api::disarm_all))
         .route("/audit", get(api::list_audit))
+        .route("/holds", get(holds::holds))
+        .route("/freeze", post(holds::freeze))
+        .route("/freeze/end", post(holds::unfreeze))
+        .route("/maintenance", post(holds::maintenance))
+        .route("/maintenance/end", post(holds::end_maintenance))
+        .route("/regime", post(holds::set_regime))
+        .route("/regime/clear", post(holds::clear_regime))
+        .route("/automation/mode", post(holds::set_mode))
+        .route("/proposals/{id}/approve", post(holds::approve))
+        .route("/proposals/{id}/reject", post(holds::reject))
+        .route(
+            "/restore/requests/{id}/approve",
+            post(holds::approve_restore),
+        )
         .route("/rollbacks", get(api::list_rollbacks))
         .route("/rollbacks/{id}", get(api::get_rollback))
         .route("/rollbacks/{id}/review", post(reviews::review))

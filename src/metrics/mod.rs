@@ -85,6 +85,23 @@ struct PathLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegimeLabel {
+    regime: String,
+}
+
+/// What holds the guard now (freezes, maintenance, the regime, the mode).
+struct HoldGauges {
+    freeze_active: Gauge,
+    freeze_end: FGauge,
+    maintenance_active: Gauge,
+    maintenance_end: FGauge,
+    regime_active: Family<RegimeLabel, Gauge>,
+    automation_mode: Family<ModeLabel, Gauge>,
+    proposals_pending: Gauge,
+    restore_requests_pending: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WindowLabel {
     window: String,
 }
@@ -167,6 +184,7 @@ pub struct Metrics {
     /// The listener's counts (connections, streams, limits).
     pub http: http::HttpMetrics,
     rates: RateGauges,
+    holds: HoldGauges,
 }
 
 /// The success rates read from the history, per window (see `domain::review`).
@@ -254,6 +272,16 @@ impl Metrics {
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
             http: http::HttpMetrics::register(r),
+            holds: HoldGauges {
+                freeze_active: reg(r, "rollback_freeze_active", "1 while a freeze holds automatic triggers (they are recorded as suppressed, reason freeze)", Gauge::default()),
+                freeze_end: reg(r, "rollback_freeze_end_timestamp_seconds", "Unix time the freeze in force ends; NaN without one", FGauge::default()),
+                maintenance_active: reg(r, "rollback_maintenance_active", "1 while a maintenance window sets the expected healthy agents", Gauge::default()),
+                maintenance_end: reg(r, "rollback_maintenance_end_timestamp_seconds", "Unix time the maintenance window in force ends; NaN without one", FGauge::default()),
+                regime_active: reg(r, "rollback_regime_active", "1 for the threshold regime in force, 0 for the other configured ones", Family::default()),
+                automation_mode: reg(r, "rollback_automation_mode", "1 for the automation mode in force (auto, confirm, observe)", Family::default()),
+                proposals_pending: reg(r, "rollback_proposals_pending", "Automatic rollbacks awaiting an operator's answer (confirm mode)", Gauge::default()),
+                restore_requests_pending: reg(r, "rollback_restore_requests_pending", "Restores awaiting a second person's approval", Gauge::default()),
+            },
             rates: RateGauges {
                 false_positive: reg(r, "rollback_false_positive_rate", "Reviewed triggers judged false positive / reviewed triggers (drills left out), over the window; NaN without reviews", Family::default()),
                 true_positive: reg(r, "rollback_true_positive_rate", "True positives / (true positives + missed degradations), over the window; NaN without either", Family::default()),
@@ -409,8 +437,39 @@ impl Metrics {
                 }
             }
             EngineEvent::RatesComputed(r) => self.rates_computed(r),
+            EngineEvent::HoldsChanged(h) => self.holds_changed(h),
             EngineEvent::Reviewed(_) | EngineEvent::MissedRecorded(_) => {}
         }
+    }
+
+    fn holds_changed(&self, h: &crate::views::HoldsView) {
+        let g = &self.holds;
+        let end =
+            |w: &Option<crate::domain::holds::Window>| w.as_ref().map_or(f64::NAN, |w| unix(w.end));
+        g.freeze_active.set(h.freeze.is_some() as i64);
+        g.freeze_end.set(end(&h.freeze));
+        g.maintenance_active.set(h.maintenance.is_some() as i64);
+        g.maintenance_end.set(end(&h.maintenance));
+        let active = h.regime.as_ref().map(|r| r.name.as_str());
+        for name in h.regimes.iter().map(String::as_str).chain(active) {
+            let l = RegimeLabel {
+                regime: name.into(),
+            };
+            g.regime_active
+                .get_or_create(&l)
+                .set((Some(name) == active) as i64);
+        }
+        for m in crate::domain::holds::AutomationMode::ALL {
+            let l = ModeLabel {
+                mode: m.as_str().into(),
+            };
+            g.automation_mode
+                .get_or_create(&l)
+                .set((m == h.automation_mode) as i64);
+        }
+        g.proposals_pending.set(h.proposals.len() as i64);
+        g.restore_requests_pending
+            .set(h.restore_requests.len() as i64);
     }
 
     fn rates_computed(&self, r: &SuccessRates) {
