@@ -18,6 +18,7 @@ mod metrics;
 mod monitoring;
 mod operator_cli;
 mod restore;
+mod reviews;
 mod rollback;
 mod routing;
 mod stack_files;

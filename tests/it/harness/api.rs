@@ -193,6 +193,32 @@ impl Api {
         self.get(&with_query("/api/v1/validations", query)).await
     }
 
+    /// Reviews trigger episode `id`: `{"verdict", "note"?, "ticket_url"?}`.
+    pub async fn review(&self, id: &str, body: &Value) -> Reply {
+        self.post(&format!("/api/v1/rollbacks/{id}/review"), body)
+            .await
+    }
+
+    /// Reviews newest first, filtered by `query` (e.g. `current=true`, `verdict=drill`).
+    pub async fn reviews(&self, query: &str) -> Reply {
+        self.get(&with_query("/api/v1/reviews", query)).await
+    }
+
+    /// Records a missed degradation: `{"from", "to", "conditions", "note"}`.
+    pub async fn missed(&self, body: &Value) -> Reply {
+        self.post("/api/v1/missed", body).await
+    }
+
+    /// Missed degradations newest first, filtered by `query` (e.g. `since=...`).
+    pub async fn list_missed(&self, query: &str) -> Reply {
+        self.get(&with_query("/api/v1/missed", query)).await
+    }
+
+    /// The incident report; `query` as in the URL, e.g. `since=30d&format=md`.
+    pub async fn report(&self, query: &str) -> Reply {
+        self.get(&with_query("/api/v1/report", query)).await
+    }
+
     /// A delivery as Alertmanager posts it.
     pub async fn webhook(&self, delivery: &Value) -> Reply {
         self.webhook_bytes(delivery.to_string().into_bytes()).await

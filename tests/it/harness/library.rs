@@ -2,10 +2,11 @@
 //! the store and the configuration. Everything else in the tests speaks HTTP or JSON, so a
 //! change inside the library is followed here and nowhere else.
 
+use rollbackd::domain::review::Verdict;
 use rollbackd::domain::{Action, EventStatus, TriggerType};
 use rollbackd::engine::Engine;
 use rollbackd::simulator::Simulator;
-use rollbackd::store::{Event, EventRequest, Store};
+use rollbackd::store::{Event, EventRequest, MissedDegradation, Review, Store, TransitionDetail};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -258,6 +259,61 @@ pub async fn seed_rollback_before_a_clock_step(
     ] {
         store.transition(id, s, Default::default()).await.unwrap();
     }
+}
+
+/// Seeds the history at `db` before a daemon opens it: `old-fp`, a watchdog rollback
+/// suppressed 10 days ago (`already_rolled_back`) and reviewed by ops as a false positive, and
+/// a degradation of `walk_forward_stability` missed 12 days ago.
+pub async fn seed_reviewed_history(db: &Path) {
+    let store = Store::open(db).unwrap();
+    let at = chrono::Utc::now() - chrono::Duration::days(10);
+    let mut request = rollback_request(
+        TriggerType::Watchdog,
+        "overfitting_score 0.52 > 0.5 (critical)",
+    );
+    request.actor = "rollbackd".into();
+    request.mode_before = Some("universal_cycle_4".into());
+    let event = Event::new("old-fp".into(), request, at, EventStatus::Suppressed);
+    let detail = TransitionDetail {
+        suppressed_reason: Some("already_rolled_back".into()),
+        ..Default::default()
+    };
+    store.insert_event(&event, detail).await.unwrap();
+    store
+        .record_review(Review {
+            id: 0,
+            event_id: "old-fp".into(),
+            verdict: Verdict::FalsePositive,
+            note: Some("a stale overfitting sample".into()),
+            ticket_url: None,
+            reviewer: "ops".into(),
+            reviewed_at: at,
+            supersedes: None,
+            superseded_by: None,
+        })
+        .await
+        .unwrap();
+    let from = chrono::Utc::now() - chrono::Duration::days(12);
+    store
+        .record_missed(MissedDegradation {
+            id: 0,
+            from,
+            to: from + chrono::Duration::minutes(40),
+            conditions: vec!["walk_forward_stability".into()],
+            note: "stability sagged between polls".into(),
+            recorded_by: "ops".into(),
+            recorded_at: from + chrono::Duration::hours(2),
+        })
+        .await
+        .unwrap();
+}
+
+/// The file names of the alert rules the binary ships (`render-rules` writes them).
+pub fn shipped_rule_files() -> Vec<&'static str> {
+    rollbackd::rules::RULE_FILES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// A rollback to the profile asked for by `trigger`, from `session_targeted`.

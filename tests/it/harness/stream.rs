@@ -32,6 +32,21 @@ impl Stream {
         }
     }
 
+    /// The `data` of the next message of type `kind`, others skipped; bounded as a whole.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        let wanted = async {
+            loop {
+                let m = self.next_json().await;
+                if m["type"] == kind {
+                    return m["data"].clone();
+                }
+            }
+        };
+        tokio::time::timeout(MESSAGE_LIMIT, wanted)
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} message in {MESSAGE_LIMIT:?}"))
+    }
+
     /// The next frame, whatever it is; `None` once the stream has ended. Not bounded: the
     /// caller bounds it.
     pub async fn next_frame(&mut self) -> Option<Result<Message, Error>> {
