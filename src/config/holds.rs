@@ -283,10 +283,8 @@ mod tests {
     fn a_bad_regime_is_refused_naming_its_key() {
         let (key, msg) =
             refused("regimes:\n  high_volatility: { max_drawdown.critical_threshold: 3.0 }\n");
-        assert_eq!(
-            key, "regimes.high_volatility.max_drawdown.critical_threshold",
-            "{msg}"
-        );
+        assert!(key.contains("max_drawdown"), "{key}: {msg}");
+        assert!(msg.contains("(regime high_volatility)"), "{msg}");
         let (key, msg) = refused("regimes:\n  calm: { volume_spike.critical_threshold: 3.0 }\n");
         assert!(key.starts_with("regimes.calm"), "{key}: {msg}");
         let ok = load_text(

@@ -97,8 +97,11 @@ impl CronExpr {
         &self.text
     }
 
-    /// The first occurrence strictly after `t`.
+    /// The first occurrence strictly after `t` (whole seconds: the fraction is dropped first,
+    /// as occurrences fall on whole minutes).
     fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        use chrono::Timelike;
+        let t = t.with_nanosecond(0).unwrap_or(t);
         self.cron.find_next_occurrence(&t, false).ok()
     }
 }
@@ -133,8 +136,7 @@ impl Scheduled {
             When::Every { cron, duration } => {
                 // The latest start at or before `now` is the first one after `now - duration`
                 // (exclusive); it holds if it is not later than `now`.
-                let from = now - *duration - Duration::milliseconds(1);
-                let start = cron.next_after(from)?;
+                let start = cron.next_after(now - *duration)?;
                 (start, start + *duration)
             }
         };

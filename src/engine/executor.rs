@@ -280,7 +280,7 @@ impl Engine {
             dry_run,
             alert_names: vec![],
             fingerprints: vec![],
-            approval: crate::domain::lifecycle::Approval::None,
+            approval: Approval::None,
         };
         let mode = lock(&self.0.watch)
             .last_known()
@@ -674,7 +674,7 @@ mod tests {
             dry_run: false,
             alert_names: vec![],
             fingerprints: vec![],
-            approval: crate::domain::lifecycle::Approval::None,
+            approval: Approval::None,
         };
         match engine.request_rollback(req).await.unwrap() {
             Requested::Suppressed { reason, event } => {
@@ -684,7 +684,9 @@ mod tests {
             Requested::Started { .. } => {
                 panic!("rolled back a target already in the profile's mode")
             }
-            Requested::DryRun { .. } => panic!("not a dry run"),
+            Requested::DryRun { .. } | Requested::Proposed(_) => {
+                panic!("not a dry run or proposal")
+            }
         }
         engine.shutdown(std::time::Duration::from_secs(2)).await;
     }

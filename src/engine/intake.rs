@@ -76,7 +76,7 @@ fn request(receiver: &str, alerts: &[&Alert]) -> RollbackRequest {
         dry_run: false,
         alert_names: alerts.iter().map(|a| a.alertname().to_string()).collect(),
         fingerprints: alerts.iter().map(|a| a.fingerprint.clone()).collect(),
-        approval: crate::domain::lifecycle::Approval::None,
+        approval: Default::default(),
     }
 }
 

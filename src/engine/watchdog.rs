@@ -224,7 +224,7 @@ impl Engine {
             dry_run: false,
             alert_names: vec![],
             fingerprints: vec![],
-            approval: crate::domain::lifecycle::Approval::None,
+            approval: Default::default(),
         };
         (!obs.triggered.is_empty()).then_some((request, obs.triggered))
     }

@@ -141,7 +141,7 @@ pub async fn rollback(State(s): State<AppState>, req: Request) -> Result<Respons
         dry_run: body.dry_run,
         alert_names: vec![],
         fingerprints: vec![],
-        approval: crate::domain::lifecycle::Approval::None,
+        approval: Default::default(),
     };
     match s.engine.request_rollback(req).await? {
         // Awaiting a spawned task: a client that hangs up does not cancel the rollback.
