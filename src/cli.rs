@@ -1,5 +1,6 @@
 //! The command line: parse, validate into typed config, hand off. One clear error per mistake.
 
+use crate::domain::holds::AutomationMode;
 use crate::domain::lifecycle::{EventStatus, TriggerType};
 use crate::domain::review::Verdict;
 use crate::exit::Exit;
@@ -101,6 +102,74 @@ pub enum MonitoringAction {
     Start,
     /// Disarm it: conditions are still polled and exported, nothing rolls back on its own.
     Stop,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MaintenanceCommand {
+    /// Start one now.
+    Start {
+        /// How long (e.g. 2h); at most `maintenance.max_duration` (12h unless configured).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Healthy agents to expect while it holds.
+        #[arg(long, value_name = "N")]
+        agents: u32,
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// End the ad hoc one now.
+    End {
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegimeCommand {
+    /// Lay the preset NAME over the thresholds.
+    Set {
+        name: String,
+        /// Until when (e.g. 8h); without it, until cleared.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Back to the environment's thresholds.
+    Clear {
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProposalCommand {
+    /// Execute it now, as a person's decision.
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Do not execute; recorded as suppressed (rejected).
+    Reject {
+        id: String,
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +289,77 @@ pub enum Command {
         /// Only finished trigger episodes nobody has reviewed yet (see `rollbackd review`).
         #[arg(long)]
         unreviewed: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Hold automatic triggers for a news event (operator token): watchdog and Alertmanager
+    /// rollbacks are recorded as suppressed (reason freeze) until it ends; a manual rollback
+    /// still executes.
+    #[command(after_help = Exit::table())]
+    Freeze {
+        /// How long (e.g. 45m); at most `freezes.max_duration` (4h unless configured).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        /// The window's name (default: freeze).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// End the ad hoc freeze now (operator token).
+    #[command(after_help = Exit::table())]
+    Unfreeze {
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start or end a maintenance window: validation and the agent alert expect fewer healthy
+    /// agents while it holds (operator token).
+    #[command(after_help = Exit::table())]
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+    /// Lay a named threshold preset (`regimes:` in the config) over the environment's, or
+    /// clear it (operator token).
+    #[command(after_help = Exit::table())]
+    Regime {
+        #[command(subcommand)]
+        command: RegimeCommand,
+    },
+    /// How automatic triggers are carried out: auto (execute), confirm (an operator approves
+    /// each) or observe (record what would be done, never act) (operator token).
+    #[command(after_help = Exit::table())]
+    Mode {
+        #[arg(value_parser = PossibleValuesParser::new(AutomationMode::ALL.map(AutomationMode::as_str)))]
+        mode: String,
+        #[arg(long, value_parser = reason, help = REASON_HELP)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show freezes, maintenance, the regime, the mode and what awaits an answer.
+    Holds {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Answer a proposed automatic rollback (confirm mode; operator token).
+    #[command(after_help = Exit::table())]
+    Proposal {
+        #[command(subcommand)]
+        command: ProposalCommand,
+    },
+    /// Approve another admin's restore request (two-person restore; admin token).
+    #[command(after_help = Exit::table())]
+    ApproveRestore {
+        /// The request id, as `rollbackd holds` prints it.
+        id: String,
+        /// Why (optional; recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -129,7 +129,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Monitoring { .. }
         | Command::Review { .. }
         | Command::Missed { .. }
-        | Command::Report { .. } => unreachable!("client commands are run above"),
+        | Command::Report { .. }
+        | Command::Freeze { .. }
+        | Command::Unfreeze { .. }
+        | Command::Maintenance { .. }
+        | Command::Regime { .. }
+        | Command::Mode { .. }
+        | Command::Holds { .. }
+        | Command::Proposal { .. }
+        | Command::ApproveRestore { .. } => unreachable!("client commands are run above"),
     };
     Ok(exit.into())
 }

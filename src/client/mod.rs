@@ -2,11 +2,15 @@
 //! and an exit code that says whether what was asked happened (see `crate::exit`).
 
 mod format;
+mod holds;
 mod http;
 mod render;
 mod reviews;
 
-use crate::cli::{ClientArgs, Command, MonitoringAction, ReportFormat};
+use crate::cli::{
+    ClientArgs, Command, MaintenanceCommand, MonitoringAction, ProposalCommand, RegimeCommand,
+    ReportFormat,
+};
 use crate::exit::Exit;
 use crate::output;
 pub use format::Clock;
@@ -36,6 +40,10 @@ enum Kind {
     Missed,
     /// The incident report: printed as the daemon wrote it.
     Report,
+    /// The holds in force.
+    Holds,
+    /// A window, regime or mode changed, or a request awaits approval.
+    HoldChange,
 }
 
 /// One client command as an HTTP request.
@@ -184,6 +192,89 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
             query.extend(until.clone().map(|u| ("until", u)));
             (get("/api/v1/report", query, Kind::Report), client)
         }
+        Command::Freeze {
+            duration,
+            reason,
+            name,
+            client,
+        } => {
+            let body = json!({"duration": duration, "reason": reason, "name": name});
+            (post("/api/v1/freeze", Some(body), Kind::HoldChange), client)
+        }
+        Command::Unfreeze { reason, client } => {
+            let body = json!({ "reason": reason });
+            (
+                post("/api/v1/freeze/end", Some(body), Kind::HoldChange),
+                client,
+            )
+        }
+        Command::Maintenance { command } => match command {
+            MaintenanceCommand::Start {
+                duration,
+                agents,
+                reason,
+                name,
+                client,
+            } => {
+                let body = json!({"duration": duration, "reason": reason, "name": name, "expected_healthy_agents": agents});
+                (
+                    post("/api/v1/maintenance", Some(body), Kind::HoldChange),
+                    client,
+                )
+            }
+            MaintenanceCommand::End { reason, client } => {
+                let body = json!({ "reason": reason });
+                let req = post("/api/v1/maintenance/end", Some(body), Kind::HoldChange);
+                (req, client)
+            }
+        },
+        Command::Regime { command } => match command {
+            RegimeCommand::Set {
+                name,
+                duration,
+                reason,
+                client,
+            } => {
+                let body = json!({"name": name, "duration": duration, "reason": reason});
+                (post("/api/v1/regime", Some(body), Kind::HoldChange), client)
+            }
+            RegimeCommand::Clear { reason, client } => {
+                let body = json!({ "reason": reason });
+                let req = post("/api/v1/regime/clear", Some(body), Kind::HoldChange);
+                (req, client)
+            }
+        },
+        Command::Mode {
+            mode,
+            reason,
+            client,
+        } => {
+            let body = json!({"mode": mode, "reason": reason});
+            let req = post("/api/v1/automation/mode", Some(body), Kind::HoldChange);
+            (req, client)
+        }
+        Command::Holds { client } => (get("/api/v1/holds", vec![], Kind::Holds), client),
+        Command::Proposal { command } => {
+            let (id, approve, reason, client) = match command {
+                ProposalCommand::Approve { id, reason, client } => (id, true, reason, client),
+                ProposalCommand::Reject { id, reason, client } => (id, false, reason, client),
+            };
+            let verb = if approve { "approve" } else { "reject" };
+            let path = format!("/api/v1/proposals/{}/{verb}", path_segment(id));
+            let body = json!({ "reason": reason });
+            // Approved: judged like a rollback; rejected: the suppressed event is what was asked.
+            let kind = if approve {
+                Kind::Event
+            } else {
+                Kind::HoldChange
+            };
+            (post(&path, Some(body), kind), client)
+        }
+        Command::ApproveRestore { id, reason, client } => {
+            let path = format!("/api/v1/restore/requests/{}/approve", path_segment(id));
+            let body = json!({ "reason": reason });
+            (post(&path, Some(body), Kind::Event), client)
+        }
         _ => return None,
     })
 }
@@ -220,6 +311,10 @@ fn read_token(path: &Path) -> Result<String, String> {
 
 /// Whether a 2xx answer means that what was asked happened, and if not, what to say.
 fn judge(kind: Kind, v: &Value) -> (Exit, Option<String>) {
+    if awaits_approval(v) {
+        // Asked for and recorded: a second person (or an operator) decides next.
+        return (Exit::Ok, None);
+    }
     match kind {
         Kind::Event => event_outcome(v),
         Kind::Plan if v.get("id").is_some() && v.get("status").is_some() => event_outcome(v),
@@ -257,7 +352,15 @@ fn event_outcome(e: &Value) -> (Exit, Option<String>) {
     (exit, Some(why))
 }
 
+/// A two-person restore request or a confirm-mode proposal, not an event.
+fn awaits_approval(v: &Value) -> bool {
+    v.get("restore_request").is_some() || v.get("proposal").is_some()
+}
+
 fn render(kind: Kind, v: &Value, clock: &Clock) -> String {
+    if awaits_approval(v) {
+        return holds::change(v, clock);
+    }
     match kind {
         Kind::Status => render::status(v, clock),
         Kind::Triggers => render::triggers(v, clock),
@@ -268,6 +371,9 @@ fn render(kind: Kind, v: &Value, clock: &Clock) -> String {
         Kind::Review => reviews::review(v, clock),
         Kind::Missed => reviews::missed(v, clock),
         Kind::Report => reviews::report(v),
+        Kind::Holds => holds::holds(v, clock),
+        Kind::HoldChange if v.get("status").is_some() => render::event(v, clock),
+        Kind::HoldChange => holds::change(v, clock),
     }
 }
 

@@ -83,6 +83,13 @@ pub fn status(v: &Value, clock: &Clock) -> String {
                 }
             ),
         ),
+        ("automation mode", text(get("/holds/automation_mode"))),
+        ("freeze", super::holds::window(&v["holds"]["freeze"], clock)),
+        (
+            "maintenance",
+            super::holds::window(&v["holds"]["maintenance"], clock),
+        ),
+        ("regime", super::holds::regime(&v["holds"]["regime"], clock)),
         ("in progress", text(get("/in_progress"))),
         (
             "agents",
