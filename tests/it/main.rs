@@ -14,6 +14,7 @@ mod daemon;
 mod engine_faults;
 mod hardening;
 mod history;
+mod holds;
 mod metrics;
 mod monitoring;
 mod operator_cli;

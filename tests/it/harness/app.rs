@@ -2,7 +2,7 @@
 //! it guards and the directory of its history. Every wait is bounded.
 
 use super::api::Api;
-use super::fixtures::{ADMIN_TOKEN, OPS_TOKEN, VIEWER_TOKEN, WEBHOOK_TOKEN};
+use super::fixtures::{ADMIN_TOKEN, OPS_TOKEN, SECOND_ADMIN_TOKEN, VIEWER_TOKEN, WEBHOOK_TOKEN};
 use super::history::HistoryFile;
 use super::library::{Daemon, Scenario, TestSim};
 use super::stack::loopback_addr;
@@ -148,7 +148,7 @@ validation: {{ pass_score: 85, stability_window: {}, stability_interval: 100ms }
         }
         if self.auth {
             y.push_str(&format!(
-                "auth:\n  read_requires_token: {}\n  tokens:\n    - {{ name: ops, role: operator, token: \"{OPS_TOKEN}\" }}\n    - {{ name: boss, role: admin, token: \"{ADMIN_TOKEN}\" }}\n    - {{ name: watcher, role: viewer, token: \"{VIEWER_TOKEN}\" }}\n    - {{ name: alertmanager, role: webhook, token_file: webhook.token }}\n",
+                "auth:\n  read_requires_token: {}\n  tokens:\n    - {{ name: ops, role: operator, token: \"{OPS_TOKEN}\" }}\n    - {{ name: boss, role: admin, token: \"{ADMIN_TOKEN}\" }}\n    - {{ name: chief, role: admin, token: \"{SECOND_ADMIN_TOKEN}\" }}\n    - {{ name: watcher, role: viewer, token: \"{VIEWER_TOKEN}\" }}\n    - {{ name: alertmanager, role: webhook, token_file: webhook.token }}\n",
                 self.read_requires_token
             ));
         }

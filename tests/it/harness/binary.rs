@@ -105,6 +105,7 @@ impl BinaryDaemon {
 }
 
 /// What a run of the binary did.
+#[derive(Debug)]
 pub struct Out {
     pub code: Option<i32>,
     pub stdout: String,

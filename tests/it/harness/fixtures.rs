@@ -5,6 +5,8 @@ use serde_json::{json, Map, Value};
 
 pub const OPS_TOKEN: &str = "operator-token-for-tests-0001";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-000001";
+/// A second admin, for two-person restores.
+pub const SECOND_ADMIN_TOKEN: &str = "admin-token-for-tests-000002";
 pub const VIEWER_TOKEN: &str = "viewer-token-for-tests-00001";
 pub const WEBHOOK_TOKEN: &str = "webhook-token-for-tests-0001";
 
