@@ -96,6 +96,47 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     run_every_expression(&stack, &app, &alertmanagers[0]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_freeze_the_alert_arrives_through_prometheus_and_alertmanager_and_is_held() {
+    let app = TestApp::builder().manual().auth().spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    let alertmanagers = [loopback_addr(), loopback_addr()];
+    let _stack = alerting_for(&app, dir.path(), &sinks, &alertmanagers).await;
+    let freeze = json!({"duration": "1h", "reason": "CPI release", "name": "cpi"});
+    let started = app
+        .with_token(OPS_TOKEN)
+        .post("/api/v1/freeze", &freeze)
+        .await;
+    assert_eq!(started.status, 201, "{}", started.text);
+
+    app.sim
+        .set_metrics(json!({"walk_forward_stability": 30.0}))
+        .await;
+    let event = wait_until("the held alert through Alertmanager", LIMIT, || async {
+        app.events("")
+            .await
+            .into_iter()
+            .find(|e| e["trigger_type"] == "alertmanager")
+    })
+    .await;
+    assert_eq!(event["status"], "suppressed", "{event}");
+    assert_eq!(event["suppressed_reason"], "freeze", "{event}");
+    assert!(
+        event["note"].as_str().unwrap().contains("freeze cpi"),
+        "{event}"
+    );
+    assert_eq!(
+        event["alert_names"],
+        json!(["WalkForwardStabilityCritical"])
+    );
+    assert!(
+        app.sim.switches().is_empty(),
+        "a freeze never touches the target"
+    );
+    assert_eq!(app.sim.status().await["mode"], "session_targeted");
+}
+
 /// The real alerting programs for `app`, in `dir`; the real amtool accepts the Alertmanager
 /// config rendered for them.
 async fn alerting_for(
