@@ -363,6 +363,24 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Run a drill: read the target, evaluate, plan, have the target check the switch without
+    /// applying it, score the validation on the plan, tell Alertmanager it was a drill
+    /// (operator token). Exits 0 when every step that ran passed.
+    #[command(after_help = Exit::table())]
+    Drill {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Post a test alert to Alertmanager and confirm from its own counters that each channel
+    /// delivered (operator token). Exits 0 when every channel did.
+    #[command(after_help = Exit::table())]
+    NotifyTest {
+        /// Only these channels (email, slack, sns, webhook, ...); default: notification_tests.channels.
+        #[arg(long = "channel", value_name = "CHANNEL")]
+        channels: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Say whether a trigger was right: review a finished rollback, suppressed trigger or dry
     /// run (operator token). A later review supersedes an earlier one; both are kept.
     #[command(after_help = Exit::table())]

@@ -147,6 +147,10 @@ pub enum EngineEvent {
     /// A freeze or maintenance window, the regime, the automation mode or what awaits an
     /// answer changed; the holds as they are now.
     HoldsChanged(Arc<crate::views::HoldsView>),
+    /// A drill is stored.
+    DrillRecorded(Arc<crate::engine::DrillReport>),
+    /// A notification test is stored.
+    NotificationTested(Arc<crate::engine::NotificationTestReport>),
 }
 
 impl EngineEvent {
@@ -193,6 +197,7 @@ impl EngineEvent {
                 MissedDegradation::clone(m),
             ))],
             EngineEvent::RatesComputed(_) => vec![],
+            EngineEvent::DrillRecorded(_) | EngineEvent::NotificationTested(_) => vec![],
             EngineEvent::HoldsChanged(h) => vec![
                 StreamMessage::Holds(Box::new(crate::views::HoldsView::clone(h))),
                 status(),

@@ -16,6 +16,7 @@ pub mod http;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod report;
 pub mod rules;

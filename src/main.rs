@@ -137,7 +137,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Mode { .. }
         | Command::Holds { .. }
         | Command::Proposal { .. }
-        | Command::ApproveRestore { .. } => unreachable!("client commands are run above"),
+        | Command::ApproveRestore { .. }
+        | Command::Drill { .. }
+        | Command::NotifyTest { .. } => unreachable!("client commands are run above"),
     };
     Ok(exit.into())
 }

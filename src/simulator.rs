@@ -4,6 +4,7 @@
 //! `PUT /v1/sim/scenario` (`{"scenario": NAME, "delay_ms": N}`), `GET /v1/sim/switches`.
 
 use crate::domain::lifecycle::{MODE_SESSION_TARGETED, MODE_UNIVERSAL_CYCLE_4};
+use crate::domain::target_status::CAP_MODE_DRY_RUN;
 use crate::domain::{Agent, SwitchRequest, TargetStatus};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -35,6 +36,8 @@ pub enum Scenario {
     AgentsDown,
     /// Applies a switch, then answers it with an unreadable body (the answer lost on the way).
     LosesSwitchAnswers,
+    /// Speaks only the base contract: no `mode_dry_run` capability (an older trading system).
+    WithoutDryRun,
 }
 
 pub const AGENTS: u32 = 8;
@@ -82,6 +85,7 @@ fn healthy_status(healthy_agents: u32) -> TargetStatus {
             ("max_drawdown".to_string(), json!(1.2)),
         ]
         .into(),
+        capabilities: vec![CAP_MODE_DRY_RUN.into()],
     }
 }
 
@@ -92,10 +96,14 @@ impl Sim {
         } else {
             AGENTS
         };
+        let mut status = healthy_status(healthy);
+        if scenario == Scenario::WithoutDryRun {
+            status.capabilities.clear();
+        }
         Sim {
             scenario,
             delay: None,
-            status: healthy_status(healthy),
+            status,
             requests: 0,
             last_tick: Instant::now(),
             seen_events: HashSet::new(),
@@ -260,6 +268,9 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Answer {
     if req.mode != MODE_SESSION_TARGETED && req.mode != MODE_UNIVERSAL_CYCLE_4 {
         return Err(bad_request(format!("unknown mode {:?}", req.mode)));
     }
+    if req.dry_run {
+        return Ok(check_switch(&s, req));
+    }
     // Applied first, answered after the stall: a slow target that did switch, the case a
     // crash between "executing" and the answer leaves behind.
     let status = {
@@ -293,6 +304,31 @@ async fn switch(State(s): State<Simulator>, bytes: Bytes) -> Answer {
         return Ok((StatusCode::OK, "{\"mode\": \"univ").into_response());
     }
     Ok(Json(status).into_response())
+}
+
+/// A dry-run switch: the status the switch would leave, marked `dry_run`; nothing changes and
+/// nothing is recorded as applied. A target without the capability refuses the flag.
+fn check_switch(s: &Simulator, req: SwitchRequest) -> Response {
+    let mut sim = s.lock();
+    if !sim
+        .status
+        .capabilities
+        .iter()
+        .any(|c| c == CAP_MODE_DRY_RUN)
+    {
+        return bad_request("unknown field `dry_run`").into_response();
+    }
+    sim.tick();
+    let mut planned = sim.status.clone();
+    planned.mode = req.mode;
+    planned.parameters = req
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut answer = serde_json::to_value(planned).expect("status serializes");
+    answer["dry_run"] = json!(true);
+    Json(answer).into_response()
 }
 
 async fn set_metrics(State(s): State<Simulator>, bytes: Bytes) -> Answer {

@@ -109,6 +109,20 @@ impl TargetClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<TargetStatus, TargetError> {
+        let (url, bytes) = self.call_bytes(method, path, body).await?;
+        TargetStatus::parse(&bytes).map_err(|e| TargetError::InvalidResponse {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// A 2xx answer's body, or the error.
+    async fn call_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(String, axum::body::Bytes), TargetError> {
         let url = format!("{}{path}", self.base);
         let answer = self
             .http
@@ -122,6 +136,27 @@ impl TargetClient {
                 url,
                 status: answer.status.as_u16(),
                 body,
+            });
+        }
+        Ok((url, bytes))
+    }
+
+    /// Asks the target to check `req` without applying it (one attempt): the status it would
+    /// leave. An answer not marked `dry_run` is refused: a target that ignored the flag may
+    /// have switched, and the caller must say so.
+    pub async fn check_switch(&self, req: &SwitchRequest) -> Result<TargetStatus, TargetError> {
+        let mut req = req.clone();
+        req.dry_run = true;
+        let body = serde_json::to_vec(&req).expect("switch request serializes");
+        let (url, bytes) = self.call_bytes(Method::PUT, "/v1/mode", Some(body)).await?;
+        let marked = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("dry_run").and_then(serde_json::Value::as_bool))
+            == Some(true);
+        if !marked {
+            return Err(TargetError::InvalidResponse {
+                url,
+                message: "the answer to a dry-run switch is not marked \"dry_run\": true; the target may have applied it".into(),
             });
         }
         TargetStatus::parse(&bytes).map_err(|e| TargetError::InvalidResponse {

@@ -112,3 +112,38 @@ pub fn change(v: &Value, clock: &Clock) -> String {
         })
         .collect()
 }
+
+/// A drill or a notification test: one line per step or channel.
+pub fn operation(v: &Value, clock: &Clock) -> String {
+    let mut out = format!(
+        "{} {} by {} at {}: {}\n",
+        if v.get("steps").is_some() {
+            "drill"
+        } else {
+            "notification test"
+        },
+        text(v.get("id")),
+        text(v.get("actor")),
+        clock.when(v.get("at")),
+        if v.get("passed").and_then(Value::as_bool) == Some(true) {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    );
+    let rows = v["steps"].as_array().or_else(|| v["channels"].as_array());
+    for r in rows.into_iter().flatten() {
+        let name = r.get("name").or_else(|| r.get("channel"));
+        let ms = r
+            .get("duration_ms")
+            .map(|d| format!(" ({} ms)", text(Some(d))))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<20} {:<11} {}{ms}\n",
+            text(name),
+            text(r.get("result")),
+            text(r.get("detail"))
+        ));
+    }
+    out
+}

@@ -44,6 +44,8 @@ enum Kind {
     Holds,
     /// A window, regime or mode changed, or a request awaits approval.
     HoldChange,
+    /// A drill or notification test report: success only when it passed.
+    Operation,
 }
 
 /// One client command as an HTTP request.
@@ -253,6 +255,19 @@ fn request_for(cmd: &Command) -> Option<(Request, &ClientArgs)> {
             let req = post("/api/v1/automation/mode", Some(body), Kind::HoldChange);
             (req, client)
         }
+        Command::Drill { client } => (
+            post("/api/v1/drills", Some(json!({})), Kind::Operation),
+            client,
+        ),
+        Command::NotifyTest { channels, client } => {
+            let body = if channels.is_empty() {
+                json!({})
+            } else {
+                json!({ "channels": channels })
+            };
+            let req = post("/api/v1/notification-tests", Some(body), Kind::Operation);
+            (req, client)
+        }
         Command::Holds { client } => (get("/api/v1/holds", vec![], Kind::Holds), client),
         Command::Proposal { command } => {
             let (id, approve, reason, client) = match command {
@@ -318,6 +333,13 @@ fn judge(kind: Kind, v: &Value) -> (Exit, Option<String>) {
     match kind {
         Kind::Event => event_outcome(v),
         Kind::Plan if v.get("id").is_some() && v.get("status").is_some() => event_outcome(v),
+        Kind::Operation => match v.get("passed").and_then(Value::as_bool) {
+            Some(true) => (Exit::Ok, None),
+            _ => (
+                Exit::Failed,
+                Some("a step or channel failed; see above (the report is stored)".into()),
+            ),
+        },
         Kind::Monitoring { active } => match v.get("monitoring_active").and_then(Value::as_bool) {
             Some(a) if a == active => (Exit::Ok, None),
             other => (
@@ -372,6 +394,7 @@ fn render(kind: Kind, v: &Value, clock: &Clock) -> String {
         Kind::Missed => reviews::missed(v, clock),
         Kind::Report => reviews::report(v),
         Kind::Holds => holds::holds(v, clock),
+        Kind::Operation => holds::operation(v, clock),
         Kind::HoldChange if v.get("status").is_some() => render::event(v, clock),
         Kind::HoldChange => holds::change(v, clock),
     }

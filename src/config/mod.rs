@@ -9,6 +9,7 @@
 mod describe;
 mod error;
 mod holds;
+mod operations;
 mod overlay;
 mod raw;
 mod sections;
@@ -18,6 +19,7 @@ mod web;
 
 pub use error::ConfigError;
 pub use holds::{AutomationConfig, WindowsConfig};
+pub use operations::{AlertmanagerConfig, DrillConfig, NotificationTestConfig, CHANNELS};
 pub use overlay::{apply_overlay, OverlayOrigin};
 pub use raw::Overrides;
 pub use thresholds::SEED_THRESHOLDS;
@@ -58,6 +60,9 @@ pub struct Config {
     pub automation: AutomationConfig,
     pub freezes: WindowsConfig,
     pub maintenance: WindowsConfig,
+    pub alertmanager: AlertmanagerConfig,
+    pub drills: DrillConfig,
+    pub notification_tests: NotificationTestConfig,
 }
 
 /// What one client may hold of the listener; see docs/security.md.
@@ -233,6 +238,9 @@ impl Default for Config {
             automation: AutomationConfig::default(),
             freezes: WindowsConfig::freezes(),
             maintenance: WindowsConfig::maintenance(),
+            alertmanager: AlertmanagerConfig::default(),
+            drills: DrillConfig::default(),
+            notification_tests: NotificationTestConfig::default(),
         }
     }
 }
@@ -328,6 +336,15 @@ fn build(
     if let Some(m) = raw.maintenance {
         let kind = crate::domain::holds::WindowKind::Maintenance;
         cfg.maintenance = holds::windows(m, kind, cfg.maintenance, cfg.agents_expected, &at)?;
+    }
+    if let Some(a) = raw.alertmanager {
+        cfg.alertmanager = operations::alertmanager(a, cfg.alertmanager, &at)?;
+    }
+    if let Some(d) = raw.drills {
+        cfg.drills = operations::drills(d, &at)?;
+    }
+    if let Some(n) = raw.notification_tests {
+        cfg.notification_tests = operations::notification_tests(n, cfg.notification_tests, &at)?;
     }
     if let Some(r) = raw.regimes {
         holds::regimes(&r, &cfg.conditions, &at)?;

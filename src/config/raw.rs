@@ -47,6 +47,9 @@ pub(super) struct RawConfig {
     pub(super) automation: Option<super::holds::RawAutomation>,
     pub(super) freezes: Option<super::holds::RawWindows>,
     pub(super) maintenance: Option<super::holds::RawWindows>,
+    pub(super) alertmanager: Option<super::operations::RawAlertmanager>,
+    pub(super) drills: Option<super::operations::RawDrills>,
+    pub(super) notification_tests: Option<super::operations::RawNotificationTests>,
 }
 
 #[derive(Deserialize)]

@@ -20,7 +20,13 @@ pub struct TargetStatus {
     /// Values may be null or missing: those conditions are unknown.
     #[serde(default)]
     pub metrics: BTreeMap<String, Value>,
+    /// What the target supports beyond the base contract (`mode_dry_run`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
+
+/// The capability of checking a switch without applying it (`"dry_run": true` on `PUT /v1/mode`).
+pub const CAP_MODE_DRY_RUN: &str = "mode_dry_run";
 
 impl TargetStatus {
     /// Reads `GET /v1/status` (or a switch's answer). A number JSON cannot hold (`NaN`,
@@ -118,6 +124,10 @@ pub struct SwitchRequest {
     pub event_id: String,
     #[serde(default)]
     pub reason: String,
+    /// Check the switch, apply nothing, answer the status it would leave (drills). Sent only
+    /// to a target whose status lists `mode_dry_run`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

@@ -413,6 +413,7 @@ impl Engine {
         let stored = self.reread(&event.id).await.unwrap_or(event);
         self.execution().last_event = Some(stored.clone());
         self.emit(EngineEvent::Recorded(Arc::new(stored.clone())));
+        self.notify_direct(&stored);
         stored
     }
 
@@ -435,6 +436,7 @@ impl Engine {
         let event = self.reread(id).await?;
         self.execution().last_event = Some(event.clone());
         self.emit(EngineEvent::Transitioned(Arc::new(event.clone())));
+        self.notify_direct(&event);
         Ok(event)
     }
 
@@ -517,6 +519,7 @@ impl Engine {
             parameters: event.request.target_parameters.clone(),
             event_id: id.into(),
             reason: event.request.reason.clone(),
+            dry_run: false,
         };
         let switched = self.0.target.switch(&req).await;
         self.emit(EngineEvent::TargetCalled {

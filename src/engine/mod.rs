@@ -23,6 +23,7 @@ mod arming;
 mod executor;
 mod holds;
 mod intake;
+mod operations;
 mod recovery;
 mod reload;
 mod reviews;
@@ -34,6 +35,7 @@ mod watchdog;
 pub use crate::views::StreamMessage;
 pub use executor::{Requested, RollbackRequest};
 pub use holds::WindowAsk;
+pub use operations::{DrillReport, NotificationTestReport, StepResult};
 pub use reload::{ReloadError, Reloaded};
 pub use reviews::RATES_EVERY;
 
@@ -128,6 +130,8 @@ struct Inner {
     base: ArcSwap<Config>,
     /// Windows, the regime, the automation mode, what awaits an answer.
     hold: Mutex<holds::HoldState>,
+    /// Every member of the Alertmanager pair (drills, notification tests, direct notices).
+    alertmanager: crate::notify::AlertmanagerClient,
     store: Store,
     target: TargetClient,
     metrics: Arc<Metrics>,
@@ -189,6 +193,10 @@ impl Engine {
             )),
             stability: Mutex::new(None),
             hold: Mutex::new(holds::HoldState::new(&config)),
+            alertmanager: crate::notify::AlertmanagerClient::new(
+                &config.alertmanager.urls,
+                config.alertmanager.timeout,
+            ),
             base: ArcSwap::from_pointee(config.clone()),
             config: ArcSwap::from_pointee(config),
             store,
@@ -217,12 +225,15 @@ impl Engine {
             .await
             .context("reading back the freezes, windows and regime in force")?;
         engine.refresh_rates().await;
+        engine.resume_operations().await?;
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.poll_loop().await });
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.rates_loop().await });
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.hold_loop().await });
+        let e = engine.clone();
+        engine.0.tasks.spawn(async move { e.schedule_loop().await });
         Ok(engine)
     }
 

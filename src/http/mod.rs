@@ -9,6 +9,7 @@ pub mod console;
 pub mod edge;
 pub mod error;
 pub mod holds;
+pub mod operations;
 pub mod reviews;
 pub mod stream;
 
@@ -84,6 +85,14 @@ fn router_with(state: AppState) -> Router {
         .route("/automation/disarm-all", post(api::disarm_all))
         .route("/audit", get(api::list_audit))
         .route("/holds", get(holds::holds))
+        .route(
+            "/drills",
+            get(operations::list_drills).post(operations::run_drill),
+        )
+        .route(
+            "/notification-tests",
+            get(operations::list_notification_tests).post(operations::run_notification_test),
+        )
         .route("/freeze", post(holds::freeze))
         .route("/freeze/end", post(holds::unfreeze))
         .route("/maintenance", post(holds::maintenance))

@@ -89,6 +89,25 @@ struct RegimeLabel {
     regime: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabel {
+    step: String,
+}
+
+/// The operating loop: the last drill and the last notification test.
+struct OperationGauges {
+    drill_last: FGauge,
+    drill_success: Gauge,
+    drill_step_seconds: Family<StepLabel, FGauge>,
+    test_last: FGauge,
+    test_success: Family<ChannelLabel, Gauge>,
+}
+
 /// What holds the guard now (freezes, maintenance, the regime, the mode).
 struct HoldGauges {
     freeze_active: Gauge,
@@ -185,6 +204,7 @@ pub struct Metrics {
     pub http: http::HttpMetrics,
     rates: RateGauges,
     holds: HoldGauges,
+    operations: OperationGauges,
 }
 
 /// The success rates read from the history, per window (see `domain::review`).
@@ -218,6 +238,15 @@ impl Metrics {
     pub fn new(config: &Config) -> Metrics {
         let mut r = Registry::default();
         let mut m = Metrics::register(&mut r);
+        // No data yet is NaN, never a time in 1970.
+        for g in [
+            &m.operations.drill_last,
+            &m.operations.test_last,
+            &m.holds.freeze_end,
+            &m.holds.maintenance_end,
+        ] {
+            g.set(f64::NAN);
+        }
         register_info(&mut r, config);
         r.register_collector(Box::new(ProbeCollector(m.probe.clone())));
         r.register_collector(Box::new(process::ProcessCollector {
@@ -272,6 +301,13 @@ impl Metrics {
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
             http: http::HttpMetrics::register(r),
+            operations: OperationGauges {
+                drill_last: reg(r, "rollback_drill_last_timestamp_seconds", "Unix time of the last drill; NaN before the first", FGauge::default()),
+                drill_success: reg(r, "rollback_drill_last_success", "1 when every step of the last drill that ran passed, 0 when one failed", Gauge::default()),
+                drill_step_seconds: reg(r, "rollback_drill_step_duration_seconds", "How long each step of the last drill took", Family::default()),
+                test_last: reg(r, "rollback_notification_test_last_timestamp_seconds", "Unix time of the last notification test; NaN before the first", FGauge::default()),
+                test_success: reg(r, "rollback_notification_test_last_success", "1 when the last notification test saw the channel deliver, 0 when it failed or made no attempt", Family::default()),
+            },
             holds: HoldGauges {
                 freeze_active: reg(r, "rollback_freeze_active", "1 while a freeze holds automatic triggers (they are recorded as suppressed, reason freeze)", Gauge::default()),
                 freeze_end: reg(r, "rollback_freeze_end_timestamp_seconds", "Unix time the freeze in force ends; NaN without one", FGauge::default()),
@@ -438,6 +474,30 @@ impl Metrics {
             }
             EngineEvent::RatesComputed(r) => self.rates_computed(r),
             EngineEvent::HoldsChanged(h) => self.holds_changed(h),
+            EngineEvent::DrillRecorded(d) => {
+                let g = &self.operations;
+                g.drill_last.set(unix(d.at));
+                g.drill_success.set(d.passed as i64);
+                for s in &d.steps {
+                    let l = StepLabel {
+                        step: s.name.clone(),
+                    };
+                    g.drill_step_seconds
+                        .get_or_create(&l)
+                        .set(s.duration_ms as f64 / 1000.0);
+                }
+            }
+            EngineEvent::NotificationTested(n) => {
+                let g = &self.operations;
+                g.test_last.set(unix(n.at));
+                for c in &n.channels {
+                    let l = ChannelLabel {
+                        channel: c.channel.clone(),
+                    };
+                    let ok = c.result == crate::engine::StepResult::Passed;
+                    g.test_success.get_or_create(&l).set(ok as i64);
+                }
+            }
             EngineEvent::Reviewed(_) | EngineEvent::MissedRecorded(_) => {}
         }
     }
