@@ -116,6 +116,7 @@ pub enum MaintenanceCommand {
         agents: u32,
         #[arg(long, value_parser = reason, help = REASON_HELP)]
         reason: String,
+        /// The window's name (default: maintenance).
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -134,6 +135,7 @@ pub enum MaintenanceCommand {
 pub enum RegimeCommand {
     /// Lay the preset NAME over the thresholds.
     Set {
+        /// A regime defined under `regimes:` in the config.
         name: String,
         /// Until when (e.g. 8h); without it, until cleared.
         #[arg(long = "for", value_name = "DURATION")]
@@ -156,7 +158,9 @@ pub enum RegimeCommand {
 pub enum ProposalCommand {
     /// Execute it now, as a person's decision.
     Approve {
+        /// The proposal id, as `rollbackd holds` prints it.
         id: String,
+        /// Why (optional; recorded).
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -164,6 +168,7 @@ pub enum ProposalCommand {
     },
     /// Do not execute; recorded as suppressed (rejected).
     Reject {
+        /// The proposal id, as `rollbackd holds` prints it.
         id: String,
         #[arg(long, value_parser = reason, help = REASON_HELP)]
         reason: String,
@@ -334,6 +339,7 @@ pub enum Command {
     /// each) or observe (record what would be done, never act) (operator token).
     #[command(after_help = Exit::table())]
     Mode {
+        /// auto, confirm or observe.
         #[arg(value_parser = PossibleValuesParser::new(AutomationMode::ALL.map(AutomationMode::as_str)))]
         mode: String,
         #[arg(long, value_parser = reason, help = REASON_HELP)]

@@ -214,6 +214,7 @@ mod tests {
             parameters: Default::default(),
             event_id: "e1".into(),
             reason: "r".into(),
+            dry_run: false,
         }
     }
 

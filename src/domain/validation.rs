@@ -231,6 +231,7 @@ mod tests {
                 ("max_drawdown".to_string(), json!(1.0)),
             ]
             .into(),
+            capabilities: vec![],
         }
     }
 

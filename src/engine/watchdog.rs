@@ -276,6 +276,7 @@ mod tests {
                 ("consecutive_losses".into(), 0.into()),
                 ("max_drawdown".into(), 1.0.into()),
             ]),
+            capabilities: vec![],
         }
     }
 
