@@ -17,6 +17,7 @@ mod history;
 mod holds;
 mod metrics;
 mod monitoring;
+mod operations;
 mod operator_cli;
 mod restore;
 mod reviews;
