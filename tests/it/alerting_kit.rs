@@ -230,7 +230,11 @@ fn a_critical_condition_during_a_freeze_reaches_the_primary_contacts_on_every_ch
     let rule = &all["RollbackCriticalDuringFreeze"];
     assert_eq!(label(rule, "severity"), Some("critical"));
     assert_eq!(label(rule, "notify"), Some("primary"));
-    assert_eq!(label(rule, "action"), None, "a freeze holds rollbacks anyway");
+    assert_eq!(
+        label(rule, "action"),
+        None,
+        "a freeze holds rollbacks anyway"
+    );
     assert_eq!(rule["for"], "0s", "the moment a human must decide");
     for (name, r) in &all {
         if name != "RollbackCriticalDuringFreeze" {
@@ -247,7 +251,10 @@ fn a_critical_condition_during_a_freeze_reaches_the_primary_contacts_on_every_ch
         .iter()
         .position(|r| r["receiver"] == "team-critical")
         .expect("a route to team-critical");
-    assert!(primary < severity, "the primary route must come before the severity routes");
+    assert!(
+        primary < severity,
+        "the primary route must come before the severity routes"
+    );
     assert_eq!(routes[primary]["group_wait"], "0s");
     let receivers = config["receivers"].as_array().expect("receivers");
     let receiver = receivers
