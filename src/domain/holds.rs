@@ -104,6 +104,9 @@ impl CronExpr {
 }
 
 /// When a scheduled window holds.
+// A parsed cron expression is large, but there are only a few scheduled windows, read once
+// from the config: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum When {
     Once {

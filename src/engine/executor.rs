@@ -685,6 +685,7 @@ mod tests {
                 panic!("rolled back a target already in the profile's mode")
             }
             Requested::DryRun { .. } => panic!("not a dry run"),
+            Requested::Proposed(_) => panic!("a manual rollback is never a proposal"),
         }
         engine.shutdown(std::time::Duration::from_secs(2)).await;
     }
