@@ -3,9 +3,13 @@
 //! (templates, headers, send_resolved) are kept; only the recipients come from the directory.
 //!
 //! Who hears what, by priority (the seed's escalation order):
-//! - priority 1 (primary): the emergency notification, critical and high alerts;
-//! - priority 2 (technical): the same, and warnings;
+//! - priority 1 (primary): the emergency notification, critical and high alerts, and the
+//!   alerts for them alone (`notify="primary"`: a critical condition during a freeze);
+//! - priority 2 (technical): the emergency notification, critical and high alerts, warnings;
 //! - priority 3 (management): the emergency notification only.
+//!
+//! The primary contacts' own receiver also posts to every Slack channel of the directory: Slack
+//! is where the team sees an alert, and the primary contacts list none of their own.
 //!
 //! Channels: `email` (needs `email`), `sms` (needs `phone`; sent through SNS to the number),
 //! `slack` (needs `slack_channel`), `phone` (needs `phone`; Alertmanager has no voice calls, so
@@ -46,12 +50,14 @@ pub struct Contact {
     pub priority: u8,
 }
 
-/// The receivers the directory fills, and which priorities each one reaches.
-const RECEIVERS: [(&str, &[u8], bool); 4] = [
-    ("emergency-rollback", &[1, 2, 3], true),
-    ("team-critical", &[1, 2], true),
-    ("team-high", &[1, 2], true),
-    ("team-warning", &[2], false),
+/// The receivers the directory fills: which priorities each one reaches by email and SMS,
+/// whether SMS is sent at all, and whose Slack channels it posts to.
+const RECEIVERS: [(&str, &[u8], bool, &[u8]); 5] = [
+    ("emergency-rollback", &[1, 2, 3], true, &[1, 2, 3]),
+    ("primary-contacts", &[1], true, &[1, 2, 3]),
+    ("team-critical", &[1, 2], true, &[1, 2]),
+    ("team-high", &[1, 2], true, &[1, 2]),
+    ("team-warning", &[2], false, &[2]),
 ];
 
 #[derive(Default, Debug, PartialEq)]
@@ -207,7 +213,7 @@ pub fn render(dir: &Directory, production: bool) -> Result<String, String> {
         .and_then(Value::as_sequence_mut)
         .ok_or("the shipped Alertmanager config has no receivers")?;
     let mut summary = Vec::new();
-    for (name, priorities, sms_allowed) in RECEIVERS {
+    for (name, priorities, sms_allowed, slack_from) in RECEIVERS {
         let Some(receiver) = receivers
             .iter_mut()
             .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
@@ -216,7 +222,10 @@ pub fn render(dir: &Directory, production: bool) -> Result<String, String> {
                 "the shipped Alertmanager config has no receiver {name:?}"
             ));
         };
-        let r = recipients(dir, priorities, sms_allowed);
+        let r = Recipients {
+            slack: recipients(dir, slack_from, false).slack,
+            ..recipients(dir, priorities, sms_allowed)
+        };
         // Emails go in one message (one `to` list); SMS one per number; Slack one per channel.
         let emails = if r.emails.is_empty() {
             vec![]
@@ -371,6 +380,21 @@ mod tests {
             critical["email_configs"][0]["to"],
             "sysadmin@example.com, risk@example.com, tech@example.com"
         );
+        // A critical condition during a freeze: the primary contacts on every channel.
+        let primary = receiver(&cfg, "primary-contacts");
+        assert_eq!(
+            primary["email_configs"][0]["to"],
+            "sysadmin@example.com, risk@example.com"
+        );
+        let phones: Vec<&str> = primary["sns_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| s["phone_number"].as_str().unwrap())
+            .collect();
+        assert_eq!(phones, ["+15550101", "+15550102"]);
+        assert_eq!(primary["slack_configs"][0]["channel"], "#emergency-alerts");
+        assert!(out.contains("#   primary-contacts    email: sysadmin@example.com, risk@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"), "{out}");
         let warning = receiver(&cfg, "team-warning");
         assert_eq!(warning["email_configs"][0]["to"], "tech@example.com");
         assert!(

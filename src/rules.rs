@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_RUNBOOK_BASE: &str = "file:///usr/share/doc/rollbackd/runbook.md";
 
 /// The rule files of alerting/rules, by file name.
-pub const RULE_FILES: [(&str, &str); 4] = [
+pub const RULE_FILES: [(&str, &str); 5] = [
     (
         "conditions.yml",
         include_str!("../alerting/rules/conditions.yml"),
     ),
     ("guard.yml", include_str!("../alerting/rules/guard.yml")),
+    ("holds.yml", include_str!("../alerting/rules/holds.yml")),
     ("reviews.yml", include_str!("../alerting/rules/reviews.yml")),
     (
         "rollbackd.yml",

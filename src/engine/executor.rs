@@ -687,9 +687,8 @@ mod tests {
             Requested::Started { .. } => {
                 panic!("rolled back a target already in the profile's mode")
             }
-            Requested::DryRun { .. } | Requested::Proposed(_) => {
-                panic!("not a dry run or proposal")
-            }
+            Requested::DryRun { .. } => panic!("not a dry run"),
+            Requested::Proposed(_) => panic!("a manual rollback is never a proposal"),
         }
         engine.shutdown(std::time::Duration::from_secs(2)).await;
     }

@@ -21,10 +21,20 @@ use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(45);
 
+/// A threshold regime, never set: it only gives `rollback_regime_active` a series.
+const REGIMES: &str = "regimes:\n  high_volatility: { max_drawdown.critical_threshold: 6.5 }\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_and_people_are_told(
 ) {
-    let app = TestApp::builder().manual().auth().spawn().await;
+    // A regime in the config, so that rollback_regime_active (the dashboards' regime in
+    // force) has series to query.
+    let app = TestApp::builder()
+        .manual()
+        .auth()
+        .append_yaml(REGIMES)
+        .spawn()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let sinks = Shared::default();
     let alertmanagers = [loopback_addr(), loopback_addr()];

@@ -183,7 +183,7 @@ fn amtool_check_config_passes() {
 
 /// Each alert, with its own static labels, reaches the receivers the product promises:
 /// `action="rollback"` -> rollbackd's webhook AND people; the seed's emergency -> its receiver;
-/// otherwise by severity.
+/// `notify="primary"` -> the primary contacts on every channel; otherwise by severity.
 #[test]
 fn alertmanager_routes_every_alert_to_the_promised_receivers() {
     for (_, rule) in alerts() {
@@ -193,6 +193,8 @@ fn alertmanager_routes_every_alert_to_the_promised_receivers() {
             format!("rollbackd-webhook,team-{severity}")
         } else if name == "EmergencyRollbackTriggered" {
             "emergency-rollback".to_owned()
+        } else if label(&rule, "notify") == Some("primary") {
+            "primary-contacts".to_owned()
         } else {
             format!("team-{severity}")
         };
@@ -214,6 +216,56 @@ fn alertmanager_routes_every_alert_to_the_promised_receivers() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run("amtool", &args);
+    }
+}
+
+/// A critical condition during a freeze is the moment a person must decide: the primary
+/// contacts hear it at once by email, SMS and Slack, and only that alert is routed so.
+#[test]
+fn a_critical_condition_during_a_freeze_reaches_the_primary_contacts_on_every_channel() {
+    let all: BTreeMap<String, Value> = alerts()
+        .into_iter()
+        .map(|(_, r)| (alert_name(&r), r))
+        .collect();
+    let rule = &all["RollbackCriticalDuringFreeze"];
+    assert_eq!(label(rule, "severity"), Some("critical"));
+    assert_eq!(label(rule, "notify"), Some("primary"));
+    assert_eq!(
+        label(rule, "action"),
+        None,
+        "a freeze holds rollbacks anyway"
+    );
+    assert_eq!(rule["for"], "0s", "the moment a human must decide");
+    for (name, r) in &all {
+        if name != "RollbackCriticalDuringFreeze" {
+            assert_eq!(label(r, "notify"), None, "{name} must not carry notify");
+        }
+    }
+    let config = yaml("alerting/alertmanager.yml");
+    let routes = config["route"]["routes"].as_array().expect("child routes");
+    let primary = routes
+        .iter()
+        .position(|r| r["receiver"] == "primary-contacts")
+        .expect("a route to primary-contacts");
+    let severity = routes
+        .iter()
+        .position(|r| r["receiver"] == "team-critical")
+        .expect("a route to team-critical");
+    assert!(
+        primary < severity,
+        "the primary route must come before the severity routes"
+    );
+    assert_eq!(routes[primary]["group_wait"], "0s");
+    let receivers = config["receivers"].as_array().expect("receivers");
+    let receiver = receivers
+        .iter()
+        .find(|r| r["name"] == "primary-contacts")
+        .expect("primary-contacts receiver");
+    for channel in ["email_configs", "sns_configs", "slack_configs"] {
+        assert!(
+            receiver[channel].as_array().is_some_and(|c| !c.is_empty()),
+            "primary-contacts has no {channel}"
+        );
     }
 }
 

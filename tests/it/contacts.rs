@@ -58,6 +58,11 @@ fn a_filled_directory_renders_for_production_and_amtool_accepts_it() {
         ),
         "{yaml}"
     );
+    // A critical condition during a freeze: the primary contacts on every channel.
+    assert!(
+        yaml.contains("#   primary-contacts    email: sysadmin@example.com, risk@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"),
+        "{yaml}"
+    );
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(&config, &yaml).unwrap();
     let templates = dir.path().join("templates");

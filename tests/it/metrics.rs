@@ -127,7 +127,12 @@ fn assert_execution_time_buckets(m: &Metrics, samples: &[Sample]) {
 
 #[tokio::test]
 async fn metrics_every_documented_metric_is_exported_with_its_labels_and_values() {
-    let app = TestApp::builder().manual().spawn_polled().await;
+    // A regime in the config: rollback_regime_active has one series per configured regime.
+    let app = TestApp::builder()
+        .manual()
+        .append_yaml("regimes:\n  high_volatility: { max_drawdown.critical_threshold: 6.5 }\n")
+        .spawn_polled()
+        .await;
     let (docs, global) = doc_metrics();
     for l in ["condition_type", "trigger_type", "severity", "mode"] {
         assert!(
@@ -137,6 +142,16 @@ async fn metrics_every_documented_metric_is_exported_with_its_labels_and_values(
     }
     let m = app.metrics().await;
     assert_documented(&m, &docs, &global, false);
+    // No hold in force: the configured regime is off, the mode is auto, nothing awaits.
+    m.assert(
+        "rollback_regime_active",
+        &[("regime", "high_volatility")],
+        0.0,
+    );
+    m.assert("rollback_automation_mode", &[("mode", "auto")], 1.0);
+    m.assert("rollback_automation_mode", &[("mode", "observe")], 0.0);
+    m.assert("rollback_freeze_active", &[], 0.0);
+    m.assert("rollback_proposals_pending", &[], 0.0);
 
     // The process metrics hold real values.
     let v = |name: &str, labels: &[(&str, &str)]| {

@@ -581,10 +581,11 @@ async fn render_rules_puts_runbook_links_under_the_given_base() {
     ])
     .await;
     r.expect(Exit::Ok, "render-rules --out");
-    let rules: Vec<PathBuf> = ["conditions.yml", "guard.yml", "rollbackd.yml"]
+    let rules: Vec<PathBuf> = rollbackd::rules::RULE_FILES
         .iter()
-        .map(|f| out.join("rules").join(f))
+        .map(|(f, _)| out.join("rules").join(f))
         .collect();
+    assert!(rules.iter().any(|f| f.ends_with("holds.yml")), "{rules:?}");
     promtool_check(&rules);
     for f in &rules {
         let text = std::fs::read_to_string(f).unwrap();
