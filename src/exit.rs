@@ -62,7 +62,7 @@ impl Exit {
             Exit::InProgress => "in progress: another rollback is executing (409 rollback_in_progress, or suppressed in_progress)",
             Exit::AlreadyRolledBack => "already rolled back: the system is in universal_cycle_4 (409 already_rolled_back, or suppressed)",
             Exit::Cooldown => "cooldown: the cooldown after the last rollback is running (409 cooldown, or suppressed cooldown)",
-            Exit::Frozen => "frozen: rollbacks are frozen (409 freeze, or suppressed freeze); reserved for freezes",
+            Exit::Frozen => "frozen: a freeze holds automatic rollbacks (an event suppressed by freeze; a manual rollback is never held)",
             Exit::NotRolledBack => "not rolled back: restore with nothing to restore (409 not_rolled_back)",
             Exit::Suppressed => "suppressed for another reason, or another 409 conflict",
         }
