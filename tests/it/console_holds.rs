@@ -465,3 +465,66 @@ async fn a_regime_set_from_the_console_shows_in_the_banner_and_the_mode_switches
     assert_eq!(holds(&app).await["regime"], Value::Null);
     b.client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_two_person_restore_request_shows_with_its_approve_button_and_the_requester_cannot_approve(
+) {
+    let builder = TestApp::builder()
+        .manual()
+        .auth()
+        .append_yaml("automation: { restore_approval: two_person }\n");
+    let (app, b) = open(builder).await;
+    let c = &b.client;
+    app.with_token(OPS_TOKEN).rollback("drill").await.ok();
+    wait_js(
+        c,
+        "rolled back",
+        "document.getElementById('h-mode').textContent.includes('Cycle 4')",
+    )
+    .await;
+    let r = app
+        .with_token(ADMIN_TOKEN)
+        .restore("drill over, hand it back")
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.json["restore_request"]["id"].as_str().unwrap().to_owned();
+    wait_js(
+        c,
+        "the request with its approve button",
+        "!document.getElementById('pending-banner').hidden && \
+         document.getElementById('pending-banner').textContent.includes('Restore requested by boss: drill over, hand it back') && \
+         document.querySelector('#pending-banner [data-action=approve-restore]')",
+    )
+    .await;
+    assert!(text(c, &format!("approve-restore-{id}-why"))
+        .await
+        .contains("other than boss's"));
+
+    // The admin who asked may not approve: the dialog comes back asking for another token.
+    use_token(c, ADMIN_TOKEN).await;
+    click(c, &format!("approve-restore-{id}")).await;
+    wait_dialog(c, "hold-dialog", true).await;
+    type_into(c, "hold-reason", "looks fine").await;
+    wait_enabled(c, "confirm-hold").await;
+    click(c, "confirm-hold").await;
+    wait_js(
+        c,
+        "the dialog back with the refusal",
+        "document.getElementById('hold-dialog').open && \
+         document.querySelector('#hold-dialog .dialog-error').textContent.includes('another admin must approve')",
+    )
+    .await;
+    assert_eq!(active_id(c).await, "hold-token");
+    assert_eq!(
+        js(c, "document.getElementById('hold-reason').value").await,
+        "looks fine"
+    );
+    let h = holds(&app).await;
+    assert_eq!(
+        h["restore_requests"][0]["id"],
+        id.as_str(),
+        "still waiting: {h}"
+    );
+    assert_eq!(app.sim.switches().len(), 1, "only the rollback was sent");
+    b.client.close().await.unwrap();
+}
