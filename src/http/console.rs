@@ -17,6 +17,7 @@ const APP_JS: &str = concat!(
     include_str!("../../assets/console/js/attention.js"),
     include_str!("../../assets/console/js/cooldown.js"),
     include_str!("../../assets/console/js/status.js"),
+    include_str!("../../assets/console/js/holds.js"),
     include_str!("../../assets/console/js/history.js"),
     include_str!("../../assets/console/js/dialogs.js"),
     include_str!("../../assets/console/js/stream.js"),

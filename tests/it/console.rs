@@ -408,7 +408,7 @@ async fn viewport(c: &Client, (w, h): (u32, u32)) {
 }
 
 /// Switches `prefers-color-scheme` as the system would.
-async fn color_scheme(c: &Client, scheme: &str) {
+pub(crate) async fn color_scheme(c: &Client, scheme: &str) {
     cdp(
         c,
         "Emulation.setEmulatedMedia",
@@ -1213,7 +1213,7 @@ async fn each_condition_has_a_chart_of_its_recent_values_and_thresholds() {
     b.client.close().await.unwrap();
 }
 
-const CONTRAST_FAILURES: &str = r#"(() => {
+pub(crate) const CONTRAST_FAILURES: &str = r#"(() => {
   const parse = (c) => { const p = c.match(/[\d.]+/g).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
   const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
   const background = (e) => {

@@ -9,6 +9,7 @@ mod auth;
 mod automation;
 mod cli_client;
 mod console;
+mod console_holds;
 mod contacts;
 mod daemon;
 mod engine_faults;

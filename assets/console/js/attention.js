@@ -6,6 +6,9 @@ const SUPPRESSED = {
   in_progress: "another rollback was running",
   cooldown: "the cooldown after the last rollback was running",
   disarmed: "its automatic path is disarmed",
+  freeze: "a freeze held automatic rollbacks",
+  rejected: "an operator rejected the proposal",
+  lapsed: "nobody answered the proposal in time",
 };
 
 function latestEvent() {
@@ -23,8 +26,11 @@ function attentionParts() {
   if (critical.length && !s.already_rolled_back && !s.in_progress) {
     const which = critical.join(", ") + (critical.length > 1 ? " are" : " is") + " critical";
     const left = cooldownLeft();
+    const held = holdsAttention(which);
     if (s.automation && s.automation.manual_only) {
       parts.push(["manual", which + " and no automatic rollback is armed: nothing will act unless you roll back."]);
+    } else if (held) {
+      parts.push(held);
     } else if (left > 0) {
       parts.push(["cooldown", which + " and automatic rollbacks are held by the cooldown for " + formatClock(left) + "."]);
     }
@@ -52,7 +58,8 @@ function renderAttention() {
   }
   const s = state.status;
   if (!s) return;
-  const act = parts.some((p) => p[0] === "manual" || p[0] === "cooldown");
+  const waiting = state.holds && (state.holds.proposals || []).length > 0;
+  const act = waiting || parts.some((p) => ["manual", "observe", "freeze", "cooldown"].includes(p[0]));
   const ready = s.rollback_ready ? (act ? "● Ready: act now" : "● Ready") : "● Not ready";
   setField("h-ready", ready, s.rollback_ready && !act ? "good" : "bad");
 }

@@ -1,4 +1,5 @@
-// Loading, the actions (rollback, restore, arming) and the access panel; starts the page.
+// Loading, the actions (rollback, restore, arming; holds in holds.js) and the access panel;
+// starts the page.
 
 /** The visible result line in the action bar; `loud` also announces it. */
 function say(text, kind, loud) {
@@ -57,7 +58,12 @@ function sendRollback(reason) {
 }
 
 function sendRestore(reason) {
-  return act("Restoring session targeting…", "/api/v1/restore", { reason }, "Restore refused: ", eventOutcome);
+  return act("Restoring session targeting…", "/api/v1/restore", { reason }, "Restore refused: ", (d) => {
+    if (!d || !d.restore_request) return eventOutcome(d);
+    // Two-person restore: the request waits for another admin (shown with its approve button).
+    say("Restore requested: another admin must approve it before it is sent.", "success");
+    fetchHolds();
+  });
 }
 
 function renderTokenState() {
@@ -80,6 +86,7 @@ function init() {
   reasonDialog("rollback", "confirm-dialog", sendRollback);
   reasonDialog("restore", "restore-dialog", sendRestore);
   reasonDialog("automation", "automation-dialog", sendArming);
+  wireHolds();
   $("emergency-rollback").addEventListener("click", () => dialogs.rollback.open());
   $("restore").addEventListener("click", () => dialogs.restore.open());
   $("disarm-all").addEventListener("click", () => openArming(null, false));

@@ -66,6 +66,7 @@ function renderStatus(s) {
   explain($("emergency-rollback"), rollbackBlocker(s));
   explain($("restore"), restoreBlocker(s));
   renderAutomation(s.automation, state.busy);
+  if (s.holds) renderHolds(s.holds);
   if (s.last_event) upsertEvent(s.last_event, false);
   setCooldown(s.cooldown_remaining_seconds);
   renderAttention();

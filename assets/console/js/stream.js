@@ -24,6 +24,7 @@ function onStreamMessage(m) {
   }
   else if (msg.type === "rollback_event") upsertEvent(msg.data, true);
   else if (msg.type === "validation") upsertValidation(msg.data);
+  else if (msg.type === "holds") renderHolds(msg.data);
 }
 
 function connect() {

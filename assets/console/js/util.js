@@ -16,6 +16,8 @@ const state = {
   status: null,
   triggers: null,
   automation: null,
+  // Freezes, maintenance, the regime, the automation mode, proposals, restore requests.
+  holds: null,
   events: new Map(),
   validations: new Map(),
   busy: false,
