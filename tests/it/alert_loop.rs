@@ -103,7 +103,7 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
         "Alertmanager's bearer token works"
     );
 
-    run_every_expression(&stack, &app, &alertmanagers[0], false).await;
+    run_every_expression(&stack, &app, &alertmanagers[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +232,7 @@ async fn wait_for_people_told(sinks: &Shared, id: &str) {
 }
 
 /// Every PromQL expression of the dashboards and the rules: (where, expression).
-fn every_expression() -> Vec<(String, String)> {
+pub(crate) fn every_expression() -> Vec<(String, String)> {
     let mut exprs: Vec<(String, String)> = all_dashboard_exprs()
         .into_iter()
         .map(|e| {
@@ -264,13 +264,8 @@ fn every_expression() -> Vec<(String, String)> {
 
 /// Every expression runs on this Prometheus, and every rollbackd metric it names is on
 /// /metrics (Alertmanager's on Alertmanager's); the families that only exist after the first
-/// drill or notification test are required only when `operations_ran`.
-pub(crate) async fn run_every_expression(
-    stack: &AlertingStack,
-    app: &TestApp,
-    alertmanager: &str,
-    operations_ran: bool,
-) {
+/// drill or notification test are checked by operations_stack, where those ran.
+async fn run_every_expression(stack: &AlertingStack, app: &TestApp, alertmanager: &str) {
     let daemon_metrics = app.metrics().await.text;
     let am_metrics = reqwest::get(format!("http://{alertmanager}/metrics"))
         .await
@@ -296,7 +291,7 @@ pub(crate) async fn run_every_expression(
             failures.push(format!("{where_}: {expr}\n   -> {}", v["error"]));
         }
         for name in promql_metric_names(expr) {
-            let present = if !operations_ran && AFTER_FIRST_OPERATION.contains(&name.as_str()) {
+            let present = if AFTER_FIRST_OPERATION.contains(&name.as_str()) {
                 true
             } else if is_rollbackd_metric(&name) {
                 series(&daemon_metrics, &name)
