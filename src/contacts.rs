@@ -8,6 +8,10 @@
 //! - priority 2 (technical): the emergency notification, critical and high alerts, warnings;
 //! - priority 3 (management): the emergency notification only.
 //!
+//! Drills and notification tests (`drills-and-tests`) go to priorities 1 and 2 on every channel
+//! they list, SMS included: they prove the way the emergency notification would take to the
+//! people who act on it.
+//!
 //! The primary contacts' own receiver also posts to every Slack channel of the directory: Slack
 //! is where the team sees an alert, and the primary contacts list none of their own.
 //!
@@ -52,9 +56,10 @@ pub struct Contact {
 
 /// The receivers the directory fills: which priorities each one reaches by email and SMS,
 /// whether SMS is sent at all, and whose Slack channels it posts to.
-const RECEIVERS: [(&str, &[u8], bool, &[u8]); 5] = [
+const RECEIVERS: [(&str, &[u8], bool, &[u8]); 6] = [
     ("emergency-rollback", &[1, 2, 3], true, &[1, 2, 3]),
     ("primary-contacts", &[1], true, &[1, 2, 3]),
+    ("drills-and-tests", &[1, 2], true, &[1, 2]),
     ("team-critical", &[1, 2], true, &[1, 2]),
     ("team-high", &[1, 2], true, &[1, 2]),
     ("team-warning", &[2], false, &[2]),
@@ -395,6 +400,25 @@ mod tests {
         assert_eq!(phones, ["+15550101", "+15550102"]);
         assert_eq!(primary["slack_configs"][0]["channel"], "#emergency-alerts");
         assert!(out.contains("#   primary-contacts    email: sysadmin@example.com, risk@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"), "{out}");
+        // Drills and tests: whoever acts in an emergency, on every channel, SMS included.
+        let drills = receiver(&cfg, "drills-and-tests");
+        assert_eq!(
+            drills["email_configs"][0]["to"],
+            "sysadmin@example.com, risk@example.com, tech@example.com"
+        );
+        let phones: Vec<&str> = drills["sns_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|s| s["phone_number"].as_str().unwrap())
+            .collect();
+        assert_eq!(phones, ["+15550101", "+15550102"]);
+        assert_eq!(drills["slack_configs"][0]["channel"], "#emergency-alerts");
+        assert!(drills["email_configs"][0]["headers"]["Subject"]
+            .as_str()
+            .unwrap()
+            .contains("rollbackd.drill.subject"));
+        assert!(out.contains("#   drills-and-tests    email: sysadmin@example.com, risk@example.com, tech@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"), "{out}");
         let warning = receiver(&cfg, "team-warning");
         assert_eq!(warning["email_configs"][0]["to"], "tech@example.com");
         assert!(

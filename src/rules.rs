@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_RUNBOOK_BASE: &str = "file:///usr/share/doc/rollbackd/runbook.md";
 
 /// The rule files of alerting/rules, by file name.
-pub const RULE_FILES: [(&str, &str); 5] = [
+pub const RULE_FILES: [(&str, &str); 6] = [
     (
         "conditions.yml",
         include_str!("../alerting/rules/conditions.yml"),
     ),
     ("guard.yml", include_str!("../alerting/rules/guard.yml")),
     ("holds.yml", include_str!("../alerting/rules/holds.yml")),
+    (
+        "operations.yml",
+        include_str!("../alerting/rules/operations.yml"),
+    ),
     ("reviews.yml", include_str!("../alerting/rules/reviews.yml")),
     (
         "rollbackd.yml",

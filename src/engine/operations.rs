@@ -601,7 +601,7 @@ fn direct_alert(event: &Event) -> Option<OutAlert> {
         "EmergencyRollbackTriggered"
     };
     let now = Utc::now();
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("alertname".to_string(), alertname.to_string()),
         ("severity".into(), "critical".into()),
         ("team".into(), "trading-ops".into()),
@@ -613,6 +613,11 @@ fn direct_alert(event: &Event) -> Option<OutAlert> {
         ),
         ("status".into(), event.status.as_str().into()),
     ]);
+    if frozen {
+        // The rule's own routing label: Alertmanager sends notify="primary" to the primary
+        // contacts on every channel; without it the notice would go by severity instead.
+        labels.insert("notify".into(), "primary".into());
+    }
     let summary = if frozen {
         format!(
             "A critical trigger was held by a freeze - a person must decide now - Event ID: {}",

@@ -269,6 +269,157 @@ fn a_critical_condition_during_a_freeze_reaches_the_primary_contacts_on_every_ch
     }
 }
 
+/// `amtool config routes test` for one label set, checking the receivers it reaches.
+fn routes_to(expected: &str, labels: &[(&str, &str)]) {
+    let mut args: Vec<String> = vec![
+        "config".into(),
+        "routes".into(),
+        "test".into(),
+        "--config.file=alerting/alertmanager.yml".into(),
+        format!("--verify.receivers={expected}"),
+    ];
+    args.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("amtool", &args);
+}
+
+/// rollbackd's own alerts, posted straight to Alertmanager (src/engine/operations.rs): drills
+/// and notification tests reach people on every channel through their own receiver, marked as
+/// such, before any route that could swallow them; the direct notices route exactly like the
+/// rule alerts they stand for (the freeze notice carries notify="primary" like its rule).
+#[test]
+fn drills_tests_and_direct_notices_reach_the_promised_receivers() {
+    let common = [("severity", "info"), ("service", "rollbackd")];
+    let drill = [
+        ("alertname", "RollbackDrill"),
+        ("drill", "true"),
+        ("drill_id", "0193c0de-0000-7000-8000-00000000d811"),
+    ];
+    routes_to("drills-and-tests", &[&common[..], &drill[..]].concat());
+    let test = [
+        ("alertname", "RollbackNotificationTest"),
+        ("test_id", "0193c0de-0000-7000-8000-0000000075e7"),
+        ("channels", "email,slack,sns"),
+    ];
+    routes_to("drills-and-tests", &[&common[..], &test[..]].concat());
+    // The direct notices' label sets, as direct_alert builds them.
+    let notice = [
+        ("severity", "critical"),
+        ("team", "trading-ops"),
+        ("service", "rollbackd"),
+        ("event_id", "0193c0de-0000-7000-8000-000000000e1d"),
+        ("trigger_type", "manual"),
+    ];
+    for status in ["executing", "completed", "failed"] {
+        routes_to(
+            "emergency-rollback",
+            &[
+                &notice[..],
+                &[
+                    ("alertname", "EmergencyRollbackTriggered"),
+                    ("status", status),
+                ],
+            ]
+            .concat(),
+        );
+    }
+    routes_to(
+        "primary-contacts",
+        &[
+            &notice[..],
+            &[
+                ("alertname", "RollbackCriticalDuringFreeze"),
+                ("status", "suppressed"),
+                ("notify", "primary"),
+            ],
+        ]
+        .concat(),
+    );
+
+    let config = yaml("alerting/alertmanager.yml");
+    let routes = config["route"]["routes"].as_array().expect("child routes");
+    let pos = |receiver: &str| {
+        routes
+            .iter()
+            .position(|r| r["receiver"] == receiver)
+            .unwrap_or_else(|| panic!("a route to {receiver}"))
+    };
+    let drills = pos("drills-and-tests");
+    for later in [
+        "emergency-rollback",
+        "primary-contacts",
+        "team-critical",
+        "team-high",
+        "team-warning",
+    ] {
+        assert!(
+            drills < pos(later),
+            "drills-and-tests must come before {later}"
+        );
+    }
+    // Only the webhook route, which matches action="rollback" alone, may come first.
+    for r in &routes[..drills] {
+        assert_eq!(r["receiver"], "rollbackd-webhook", "{r}");
+    }
+    let route = &routes[drills];
+    assert_eq!(route["group_wait"], "0s");
+    assert!(route.get("continue").is_none_or(|c| c == false), "{route}");
+    let group_by: Vec<&str> = route["group_by"]
+        .as_array()
+        .expect("group_by")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for l in ["alertname", "drill_id", "test_id"] {
+        assert!(group_by.contains(&l), "group_by {group_by:?} lacks {l}");
+    }
+    let receiver = config["receivers"]
+        .as_array()
+        .expect("receivers")
+        .iter()
+        .find(|r| r["name"] == "drills-and-tests")
+        .expect("drills-and-tests receiver");
+    for channel in ["email_configs", "sns_configs", "slack_configs"] {
+        let configs = receiver[channel].as_array().expect(channel);
+        assert!(!configs.is_empty(), "drills-and-tests has no {channel}");
+        for c in configs {
+            assert_eq!(c["send_resolved"], false, "{channel}: {c}");
+            assert!(c.to_string().contains("rollbackd.drill."), "{channel}: {c}");
+        }
+    }
+}
+
+#[test]
+fn drill_and_test_notifications_say_so_first() {
+    let drill = "alerting/tests/template_data_drill.json";
+    let test = "alerting/tests/template_data_notification_test.json";
+    assert_eq!(
+        render(drill, "rollbackd.drill.subject").trim_end(),
+        "[DRILL] rollbackd rollback drill - nothing was changed, no action needed"
+    );
+    assert_eq!(
+        render(test, "rollbackd.drill.subject").trim_end(),
+        "[TEST] rollbackd notification test - nothing was changed, no action needed"
+    );
+    let sms = render(drill, "rollbackd.drill.sms");
+    assert!(
+        sms.starts_with("[DRILL] ") && sms.contains("0193c0de-7a1b-7c2d-9e3f-00000000d811"),
+        "{sms}"
+    );
+    assert!(render(test, "rollbackd.drill.sms").starts_with("[TEST] "));
+    let slack = render(drill, "rollbackd.drill.slack");
+    assert!(
+        slack.contains("*DRILL*") && slack.contains("No action needed"),
+        "{slack}"
+    );
+    let text = render(test, "rollbackd.drill.text");
+    assert!(
+        text.contains("Channels:  email,slack,sns") && text.contains("was not switched"),
+        "{text}"
+    );
+    render(drill, "rollbackd.drill.html");
+}
+
 #[test]
 fn alertmanager_sends_rollback_alerts_to_the_webhook_fast_and_completely() {
     let config = yaml("alerting/alertmanager.yml");

@@ -63,6 +63,11 @@ fn a_filled_directory_renders_for_production_and_amtool_accepts_it() {
         yaml.contains("#   primary-contacts    email: sysadmin@example.com, risk@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"),
         "{yaml}"
     );
+    // Drills and notification tests: whoever acts in an emergency, on every channel.
+    assert!(
+        yaml.contains("#   drills-and-tests    email: sysadmin@example.com, risk@example.com, tech@example.com | sms: +15550101, +15550102 | slack: #emergency-alerts"),
+        "{yaml}"
+    );
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(&config, &yaml).unwrap();
     let templates = dir.path().join("templates");

@@ -19,6 +19,7 @@ mod holds;
 mod metrics;
 mod monitoring;
 mod operations;
+mod operations_stack;
 mod operator_cli;
 mod restore;
 mod reviews;

@@ -3,6 +3,13 @@
 use super::files::read;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Labelled families with no series until the first drill or notification test: their label
+/// values (the steps that ran, the channels tested) come from it.
+pub const AFTER_FIRST_OPERATION: [&str; 2] = [
+    "rollback_drill_step_duration_seconds",
+    "rollback_notification_test_last_success",
+];
+
 /// One row of docs/metrics.md: name, type, label names with their documented values.
 #[derive(Debug)]
 pub struct DocMetric {

@@ -76,6 +76,9 @@ pub fn start(name: &'static str, program: &str, args: &[String], dir: &Path) -> 
 pub struct Sinks {
     pub http: Vec<(String, String)>,
     pub mail: Vec<String>,
+    /// Path prefixes (e.g. "/slack") the HTTP sink refuses with 500: a broken channel. The
+    /// refused posts are still recorded in `http`.
+    pub refuse: Vec<String>,
 }
 
 pub type Shared = Arc<Mutex<Sinks>>;
@@ -83,15 +86,26 @@ pub type Shared = Arc<Mutex<Sinks>>;
 /// Slack and SNS: record every POST body by path, answer as the real services would.
 async fn http_sink(sinks: Shared) -> String {
     use axum::extract::{OriginalUri, State};
+    use axum::http::StatusCode;
     let app = axum::Router::new()
         .fallback(|State(s): State<Shared>, OriginalUri(uri): OriginalUri, body: String| async move {
             let path = uri.path().to_string();
-            s.lock().unwrap().http.push((path.clone(), body));
-            if path.starts_with("/sns") {
+            let refused = {
+                let mut s = s.lock().unwrap();
+                s.http.push((path.clone(), body));
+                s.refuse.iter().any(|p| path.starts_with(p.as_str()))
+            };
+            if refused {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [("content-type", "text/plain")],
+                    "refused by the test".to_string(),
+                )
+            } else if path.starts_with("/sns") {
                 let xml = "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>";
-                ([("content-type", "text/xml")], xml.to_string())
+                (StatusCode::OK, [("content-type", "text/xml")], xml.to_string())
             } else {
-                ([("content-type", "text/plain")], "ok".to_string())
+                (StatusCode::OK, [("content-type", "text/plain")], "ok".to_string())
             }
         })
         .with_state(sinks);
