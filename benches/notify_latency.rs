@@ -27,7 +27,10 @@ async fn simulator() -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Simulator::new(Scenario::Steady).router();
-    (url, tokio::spawn(async move { axum::serve(listener, app).await }))
+    (
+        url,
+        tokio::spawn(async move { axum::serve(listener, app).await }),
+    )
 }
 
 async fn daemon(

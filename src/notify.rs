@@ -111,14 +111,17 @@ impl AlertmanagerClient {
     }
 }
 
-/// Sums `alertmanager_notifications_total` and `alertmanager_notifications_failed_total` per
-/// `integration` label from Prometheus' text format.
+/// Sums `alertmanager_notification_requests_total` and
+/// `alertmanager_notification_requests_failed_total` per `integration` label from Prometheus'
+/// text format. These count each request to a receiver as it ends; the
+/// `alertmanager_notifications_*` pair would count an attempt as sent at once and its failure
+/// only when the retries give up, a group interval later.
 pub fn parse_counters(text: &str) -> Counters {
     let mut out = Counters::new();
     for line in text.lines() {
-        let failed = if line.starts_with("alertmanager_notifications_failed_total{") {
+        let failed = if line.starts_with("alertmanager_notification_requests_failed_total{") {
             true
-        } else if line.starts_with("alertmanager_notifications_total{") {
+        } else if line.starts_with("alertmanager_notification_requests_total{") {
             false
         } else {
             continue;
@@ -151,12 +154,13 @@ mod tests {
 
     #[test]
     fn counters_are_summed_per_integration_whatever_the_other_labels() {
-        let text = "# HELP alertmanager_notifications_total The total number of attempted notifications.\n\
-alertmanager_notifications_total{integration=\"email\"} 3\n\
-alertmanager_notifications_total{integration=\"slack\"} 2\n\
-alertmanager_notifications_failed_total{integration=\"email\",reason=\"other\"} 1\n\
-alertmanager_notifications_failed_total{integration=\"email\",reason=\"clientError\"} 1\n\
-alertmanager_notifications_failed_total{integration=\"slack\"} 0\n\
+        let text = "# HELP alertmanager_notification_requests_total The total number of attempted notification requests.\n\
+alertmanager_notification_requests_total{integration=\"email\"} 3\n\
+alertmanager_notification_requests_total{integration=\"slack\"} 2\n\
+alertmanager_notification_requests_failed_total{integration=\"email\",reason=\"other\"} 1\n\
+alertmanager_notification_requests_failed_total{integration=\"email\",reason=\"clientError\"} 1\n\
+alertmanager_notification_requests_failed_total{integration=\"slack\"} 0\n\
+alertmanager_notifications_total{integration=\"slack\"} 9\n\
 alertmanager_notification_latency_seconds_bucket{integration=\"email\",le=\"1\"} 3\n";
         let c = parse_counters(text);
         assert_eq!(c["email"], (3.0, 2.0));

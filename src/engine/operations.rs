@@ -470,12 +470,13 @@ impl Engine {
         if !cfg.alertmanager.direct_notify || !self.0.alertmanager.is_configured() {
             return;
         }
-        let Some(alert) = direct_alert(event) else {
+        let alerts = direct_alerts(event);
+        if alerts.is_empty() {
             return;
-        };
+        }
         let e = self.clone();
         self.0.tasks.spawn(async move {
-            for m in e.0.alertmanager.post(&[alert]).await {
+            for m in e.0.alertmanager.post(&alerts).await {
                 if let Some(err) = m.error {
                     tracing::warn!(error = %err, "direct notice to Alertmanager failed; the Prometheus rule remains");
                 }
@@ -581,6 +582,25 @@ fn drill_alert(id: &str, ok: bool, steps: &[DrillStep]) -> OutAlert {
         ends_at: Some(now + chrono::Duration::minutes(5)),
         generator_url: String::new(),
     }
+}
+
+/// The alerts to post for this event: its own, and at its end the `executing` one resolved, so
+/// a page never lists a state the rollback has left.
+fn direct_alerts(event: &Event) -> Vec<OutAlert> {
+    let Some(alert) = direct_alert(event) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    if matches!(event.status, EventStatus::Completed | EventStatus::Failed) {
+        let mut executing = alert.clone();
+        executing
+            .labels
+            .insert("status".into(), EventStatus::Executing.as_str().into());
+        executing.ends_at = Some(Utc::now());
+        out.push(executing);
+    }
+    out.push(alert);
+    out
 }
 
 /// The alert Prometheus would raise for this event, with the same labels, so Alertmanager
