@@ -24,8 +24,8 @@
 //! - false positive rate = false positives reproduced / (false positives reproduced + true
 //!   positives reproduced + missed caught).
 //!
-//! A trigger near no reviewed episode is `unmatched`: its verdict is unknown and it is in
-//! neither rate. Nothing here does I/O or reads a clock.
+//! A trigger near no reviewed episode and inside no missed degradation is `unmatched`: its
+//! verdict is unknown and it is in neither rate. Nothing here does I/O or reads a clock.
 
 use super::condition::{ConditionSpec, Operator, Status};
 use super::lifecycle::{Arming, Decision, Guard, TriggerType};
@@ -135,7 +135,7 @@ pub struct CandidateResult {
     pub drills: Ratio,
     /// Missed degradations with a trigger inside, of all of them.
     pub missed_caught: Ratio,
-    /// Triggers near no reviewed episode: verdict unknown.
+    /// Triggers near no reviewed episode and inside no missed degradation: verdict unknown.
     pub unmatched: u64,
 }
 
@@ -323,13 +323,14 @@ impl Lane {
             self.reviewed_hit[i] = true;
             matched = true;
         }
-        if !matched {
-            self.unmatched += 1;
-        }
         for (i, m) in missed.iter().enumerate() {
             if m.from_ms <= at_ms && at_ms <= m.to_ms {
                 self.missed_hit[i] = true;
+                matched = true;
             }
+        }
+        if !matched {
+            self.unmatched += 1;
         }
     }
 }

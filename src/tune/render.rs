@@ -82,7 +82,7 @@ impl Report<'_> {
             ReviewSource::Daemon { url, reviews } => {
                 let s = &reviews.summary;
                 format!(
-                    "Reviews from {url}: {} reviewed episodes ({} true positive, {} false positive, {} drill; {} name no configured condition), {} missed degradations.",
+                    "Reviews from {url}: {} reviewed episodes ({} true positive, {} false positive, {} drill; {} name no configured condition); missed degradations: {}.",
                     s.reviewed_episodes, s.true_positive, s.false_positive, s.drill, s.unattributed, s.missed_degradations
                 )
             }

@@ -25,5 +25,6 @@ mod routing;
 mod stack_files;
 mod status_triggers;
 mod stream;
+mod tuning;
 mod watchdog;
 mod webhook;

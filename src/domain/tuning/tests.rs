@@ -161,6 +161,10 @@ fn triggers_are_matched_to_reviews_and_missed_degradations() {
     // -10 %: critical at 4.5 catches the missed one too.
     let down = at(&out, -10);
     assert_eq!((down.triggers, down.missed_caught.hits), (3, 1));
+    assert_eq!(
+        down.unmatched, 0,
+        "the trigger inside the missed degradation is known"
+    );
     assert_eq!(down.true_positive_rate(), Some(1.0));
     // +10 %: 5.5 leaves the false positive out and keeps the true one.
     let up = at(&out, 10);

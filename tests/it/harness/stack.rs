@@ -366,3 +366,57 @@ fn start_alertmanager(dir: &Path, i: usize, addr: &str, config: &Path) -> Proc {
         dir,
     )
 }
+
+/// A real Prometheus serving only what was backfilled into its TSDB with `promtool tsdb
+/// create-blocks-from openmetrics`; nothing is scraped. Killed when dropped.
+pub struct BackfilledPrometheus {
+    /// Its base URL, on loopback.
+    pub url: String,
+    _proc: Proc,
+}
+
+impl BackfilledPrometheus {
+    /// Writes `openmetrics` (ending in `# EOF`) under `dir`, turns it into blocks, starts
+    /// Prometheus on them and returns once it says it is ready (bounded by `limit`).
+    pub async fn start(dir: &Path, openmetrics: &str, limit: Duration) -> BackfilledPrometheus {
+        let input = dir.join("history.om");
+        std::fs::write(&input, openmetrics).unwrap();
+        let tsdb = dir.join("tsdb");
+        super::tools::run_tool(
+            "promtool",
+            &[
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                input.to_str().unwrap(),
+                tsdb.to_str().unwrap(),
+            ],
+            None,
+        );
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+        )
+        .unwrap();
+        let addr = loopback_addr();
+        let proc = start(
+            "prometheus",
+            "prometheus",
+            &[
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", tsdb.display()),
+                format!("--web.listen-address={addr}"),
+            ],
+            dir,
+        );
+        let url = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        wait_until("the backfilled Prometheus to be ready", limit, || async {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        BackfilledPrometheus { url, _proc: proc }
+    }
+}
