@@ -8,9 +8,7 @@
 //! cargo bench --bench tune_replay
 
 use rollbackd::domain::review::Verdict;
-use rollbackd::domain::tuning::{
-    ConditionReplay, Missed, Reference, Reviewed, Settings, STEPS,
-};
+use rollbackd::domain::tuning::{ConditionReplay, Missed, Reference, Reviewed, Settings, STEPS};
 use rollbackd::domain::{ConditionSpec, Operator};
 use rollbackd::tune::prometheus::{parse_matrix, MAX_POINTS};
 use std::time::{Duration, Instant};
@@ -80,7 +78,9 @@ fn settings() -> Settings {
 /// One chunk's `query_range` answer, as Prometheus writes it.
 fn chunk_json(spec: &ConditionSpec, from: u64, points: u64, noise: &mut u64) -> String {
     let mut s = String::with_capacity(points as usize * 32 + 128);
-    s.push_str(r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":["#);
+    s.push_str(
+        r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":["#,
+    );
     for k in 0..points {
         if k > 0 {
             s.push(',');

@@ -109,8 +109,10 @@ fn the_text_shows_the_table_the_recommendation_and_the_block_to_paste() {
     let cfg = crate::config::defaults(None).unwrap();
     let now = Utc::now();
     let p = plan(&args("1d", None, None), &cfg, now).unwrap();
-    let mut summary = reviews::Summary::default();
-    summary.reviewed_episodes = 3;
+    let summary = reviews::Summary {
+        reviewed_episodes: 3,
+        ..Default::default()
+    };
     let source = ReviewSource::Daemon {
         url: "http://127.0.0.1:9100".into(),
         reviews: reviews::Reviews {

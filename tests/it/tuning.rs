@@ -5,10 +5,12 @@
 
 use crate::harness::binary::{cli, Out};
 use crate::harness::library::{seed_tuning_history, SeededReview};
-use crate::harness::stack::{loopback_addr, BackfilledPrometheus};
-use crate::harness::TestApp;
+use crate::harness::stack::{loopback_addr, start, Proc};
+use crate::harness::tools::run_tool;
+use crate::harness::{wait_until, TestApp};
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 const STEP_S: i64 = 15;
@@ -219,6 +221,61 @@ fn candidate(c: &Value, step: i32) -> &Value {
         .unwrap()
 }
 
+/// A real Prometheus serving only what was backfilled into its TSDB with `promtool tsdb
+/// create-blocks-from openmetrics`; nothing is scraped. Killed when dropped.
+struct BackfilledPrometheus {
+    /// Its base URL, on loopback.
+    url: String,
+    _proc: Proc,
+}
+
+impl BackfilledPrometheus {
+    /// Writes `openmetrics` (ending in `# EOF`) under `dir`, turns it into blocks, starts
+    /// Prometheus on them and returns once it says it is ready.
+    async fn start(dir: &Path, openmetrics: &str) -> BackfilledPrometheus {
+        let input = dir.join("history.om");
+        std::fs::write(&input, openmetrics).unwrap();
+        let tsdb = dir.join("tsdb");
+        let (input, tsdb_arg) = (input.display().to_string(), tsdb.display().to_string());
+        run_tool(
+            "promtool",
+            &[
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                &input,
+                &tsdb_arg,
+            ],
+            None,
+        );
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+        )
+        .unwrap();
+        let addr = loopback_addr();
+        let proc = start(
+            "prometheus",
+            "prometheus",
+            &[
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={tsdb_arg}"),
+                format!("--web.listen-address={addr}"),
+            ],
+            dir,
+        );
+        let url = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        wait_until("the backfilled Prometheus to be ready", READY, || async {
+            let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        BackfilledPrometheus { url, _proc: proc }
+    }
+}
+
 /// The synthetic history in a real Prometheus, and the period it covers.
 struct Fixture {
     prom: BackfilledPrometheus,
@@ -236,8 +293,7 @@ impl Fixture {
         let end_s = (Utc::now().timestamp() - 3 * 3600) / STEP_S * STEP_S;
         let start_s = end_s - (POINTS - 1) * STEP_S;
         let series = histories();
-        let prom =
-            BackfilledPrometheus::start(dir.path(), &openmetrics(start_s, &series), READY).await;
+        let prom = BackfilledPrometheus::start(dir.path(), &openmetrics(start_s, &series)).await;
         let config = dir.path().join("rollbackd.yaml");
         std::fs::write(&config, "cooldown: 10m\n").unwrap();
         Fixture {
