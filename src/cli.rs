@@ -441,6 +441,44 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Quarterly threshold tuning: replay each condition's recorded values from Prometheus at
+    /// the current critical threshold and at +/-10, 20, 30 %, match the would-be triggers to the
+    /// daemon's reviewed episodes and missed degradations, and recommend a move of at most one
+    /// 10 % step with the config lines to paste (docs/tuning.md).
+    #[command(after_help = Exit::table())]
+    Tune {
+        /// Prometheus's base URL; it must scrape rollbackd's trigger_condition_value.
+        #[arg(long, env = "ROLLBACKD_PROMETHEUS_URL", value_name = "URL")]
+        prometheus: String,
+        /// How far back: a duration such as 14d or 90d, or an RFC 3339 time.
+        #[arg(long, default_value = "14d", value_name = "SINCE")]
+        since: String,
+        /// The end of the period (RFC 3339); now when left out.
+        #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+        until: Option<String>,
+        /// The replay's resolution (e.g. 1s, 15s); the config's poll interval (at least 1s)
+        /// when left out.
+        #[arg(long, value_name = "DURATION")]
+        step: Option<String>,
+        /// How far a would-be trigger may be from a reviewed episode and still be that episode.
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        tolerance: String,
+        /// Extra PromQL label matchers for the series, e.g. job="rollbackd",instance="guard-1:9100".
+        #[arg(long, value_name = "MATCHERS")]
+        selector: Option<String>,
+        /// rollbackd.yaml: the thresholds, operators, cooldown and profile replayed; without one,
+        /// the seed's defaults.
+        #[arg(long, short, env = "ROLLBACKD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Apply this environment's overrides (e.g. production, staging).
+        #[arg(long, env = "ROLLBACKD_ENVIRONMENT", value_name = "NAME")]
+        environment: Option<String>,
+        /// Do not ask the daemon (--url) for reviews: trigger counts only.
+        #[arg(long)]
+        no_reviews: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Arm or disarm the watchdog (operator token).
     Monitoring {
         /// start or stop.

@@ -25,4 +25,5 @@ pub mod store;
 pub mod target;
 pub mod tls;
 pub mod transport;
+pub mod tune;
 pub mod views;

@@ -107,6 +107,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(yaml) => print(&yaml)?,
             Err(e) => refuse(&e.to_string()),
         },
+        Command::Tune {
+            prometheus,
+            since,
+            until,
+            step,
+            tolerance,
+            selector,
+            config,
+            environment,
+            no_reviews,
+            client,
+        } => {
+            rollbackd::tune::run(rollbackd::tune::TuneArgs {
+                prometheus,
+                since,
+                until,
+                step,
+                tolerance,
+                selector,
+                config,
+                environment,
+                no_reviews,
+                client,
+            })
+            .await?
+        }
         Command::RenderRules {
             runbook_base_url,
             out,

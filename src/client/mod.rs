@@ -3,7 +3,7 @@
 
 mod format;
 mod holds;
-mod http;
+pub(crate) mod http;
 mod render;
 mod reviews;
 
@@ -307,7 +307,7 @@ fn path_segment(id: &str) -> String {
 }
 
 /// The token from `--token-file` (trimmed), else `--token` / ROLLBACKD_TOKEN.
-fn token(args: &ClientArgs) -> Result<Option<String>, String> {
+pub(crate) fn token(args: &ClientArgs) -> Result<Option<String>, String> {
     let Some(path) = &args.token_file else {
         return Ok(args.token.clone());
     };

@@ -7,6 +7,7 @@ pub mod holds;
 pub mod lifecycle;
 pub mod review;
 pub mod target_status;
+pub mod tuning;
 pub mod validation;
 
 pub use condition::{ConditionSpec, Operator, Samples, Status, Trend};

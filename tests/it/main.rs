@@ -28,5 +28,6 @@ mod routing;
 mod stack_files;
 mod status_triggers;
 mod stream;
+mod tuning;
 mod watchdog;
 mod webhook;

@@ -3,10 +3,12 @@
 //! change inside the library is followed here and nowhere else.
 
 use rollbackd::domain::review::Verdict;
-use rollbackd::domain::{Action, EventStatus, TriggerType};
+use rollbackd::domain::{Action, EventStatus, Status, TriggerType};
 use rollbackd::engine::Engine;
 use rollbackd::simulator::Simulator;
-use rollbackd::store::{Event, EventRequest, MissedDegradation, Review, Store, TransitionDetail};
+use rollbackd::store::{
+    ConditionSnapshot, Event, EventRequest, MissedDegradation, Review, Store, TransitionDetail,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -306,6 +308,79 @@ pub async fn seed_reviewed_history(db: &Path) {
         })
         .await
         .unwrap();
+}
+
+/// A reviewed watchdog trigger of one condition, for a seeded history.
+pub struct SeededReview {
+    pub id: &'static str,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub condition: &'static str,
+    pub value: f64,
+    /// `true_positive`, `false_positive` or `drill`.
+    pub verdict: &'static str,
+}
+
+/// Seeds the history at `db` before a daemon opens it: each of `reviews` as a watchdog rollback
+/// suppressed (`cooldown`) at its time with its condition critical in the snapshot, reviewed
+/// by ops; and each of `missed` (from, to, condition) as a missed degradation.
+pub async fn seed_tuning_history(
+    db: &Path,
+    reviews: &[SeededReview],
+    missed: &[(
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        &str,
+    )],
+) {
+    let store = Store::open(db).unwrap();
+    for r in reviews {
+        let mut request = rollback_request(
+            TriggerType::Watchdog,
+            &format!("{} {} (critical)", r.condition, r.value),
+        );
+        request.actor = "rollbackd".into();
+        request.conditions = vec![ConditionSnapshot {
+            condition: r.condition.into(),
+            value: Some(r.value),
+            status: Status::Critical,
+            warning_threshold: 0.0,
+            critical_threshold: 0.0,
+        }];
+        let event = Event::new(r.id.into(), request, r.at, EventStatus::Suppressed);
+        let detail = TransitionDetail {
+            suppressed_reason: Some("cooldown".into()),
+            ..Default::default()
+        };
+        store.insert_event(&event, detail).await.unwrap();
+        store
+            .record_review(Review {
+                id: 0,
+                event_id: r.id.into(),
+                verdict: Verdict::parse(r.verdict).unwrap(),
+                note: Some("seeded for the tuning replay".into()),
+                ticket_url: None,
+                reviewer: "ops".into(),
+                reviewed_at: r.at,
+                supersedes: None,
+                superseded_by: None,
+            })
+            .await
+            .unwrap();
+    }
+    for (from, to, condition) in missed {
+        store
+            .record_missed(MissedDegradation {
+                id: 0,
+                from: *from,
+                to: *to,
+                conditions: vec![(*condition).into()],
+                note: "seeded for the tuning replay".into(),
+                recorded_by: "ops".into(),
+                recorded_at: *to,
+            })
+            .await
+            .unwrap();
+    }
 }
 
 /// The file names of the alert rules the binary ships (`render-rules` writes them).
