@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 struct WrkRun {
     per_sec: f64,
+    requests: f64,
     p99_ms: f64,
     bad: u64,
 }
@@ -72,6 +73,11 @@ fn wrk(url: &str, script: Option<(&str, &str)>, secs: u64, conns: u32, threads: 
                 n.parse::<f64>().ok().map(|x| x * scale)
             })
     };
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
     let per_sec = num_after("Requests/sec:").unwrap_or_else(|| panic!("no Requests/sec in {text}"));
     let p99_ms = num_after("99%").unwrap_or(f64::NAN);
     let bad = num_after("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64
@@ -86,6 +92,7 @@ fn wrk(url: &str, script: Option<(&str, &str)>, secs: u64, conns: u32, threads: 
             .unwrap_or(0);
     WrkRun {
         per_sec,
+        requests,
         p99_ms,
         bad,
     }
@@ -159,38 +166,71 @@ fn main() {
     let hook = format!("{url}/api/v1/alertmanager");
     let healthy = format!("{url}/-/healthy");
     let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    // The daemon's CPU time per answered request: steadier than req/s when other work shares
+    // the cores.
+    let cpu_per_req = |run: &dyn Fn() -> WrkRun| {
+        let before = common::cpu_us(pid);
+        let r = run();
+        let used = common::cpu_us(pid) - before;
+        let per = used as f64 / r.requests;
+        (r, per)
+    };
     println!(
         "wrk, {conns} connections, {threads} threads, {secs} s per run, {rounds} rounds (2 cores shared with wrk)"
     );
     println!(
-        "{:>5}  {:>14}  {:>10}  {:>14}  {:>10}  {:>6}",
-        "round", "webhook req/s", "p99 ms", "healthy req/s", "p99 ms", "ratio"
+        "{:>5}  {:>14}  {:>7}  {:>8}  {:>14}  {:>7}  {:>8}  {:>6}  {:>9}",
+        "round",
+        "webhook req/s",
+        "p99 ms",
+        "CPU us",
+        "healthy req/s",
+        "p99 ms",
+        "CPU us",
+        "ratio",
+        "CPU ratio"
     );
     for round in 1..=rounds {
-        let w = wrk(
-            &hook,
-            Some((body_file.to_str().unwrap(), WEBHOOK_TOKEN)),
-            secs,
-            conns,
-            threads,
-        );
-        let h = wrk(&healthy, None, secs, conns, threads);
+        let (w, w_cpu) = cpu_per_req(&|| {
+            wrk(
+                &hook,
+                Some((body_file.to_str().unwrap(), WEBHOOK_TOKEN)),
+                secs,
+                conns,
+                threads,
+            )
+        });
+        let (h, h_cpu) = cpu_per_req(&|| wrk(&healthy, None, secs, conns, threads));
         assert_eq!(w.bad, 0, "the webhook answered errors under load");
         assert_eq!(h.bad, 0, "/-/healthy answered errors under load");
         let ratio = w.per_sec / h.per_sec;
         ratios.push(ratio);
+        cpu_ratios.push(h_cpu / w_cpu);
         println!(
-            "{round:>5}  {:>14.0}  {:>10.2}  {:>14.0}  {:>10.2}  {:>5.0} %",
+            "{round:>5}  {:>14.0}  {:>7.2}  {:>8.1}  {:>14.0}  {:>7.2}  {:>8.1}  {:>4.0} %  {:>7.0} %",
             w.per_sec,
             w.p99_ms,
+            w_cpu,
             h.per_sec,
             h.p99_ms,
-            ratio * 100.0
+            h_cpu,
+            ratio * 100.0,
+            h_cpu / w_cpu * 100.0
         );
     }
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
     ratios.sort_by(f64::total_cmp);
+    cpu_ratios.sort_by(f64::total_cmp);
+    if ratios.is_empty() {
+        ratios.push(f64::NAN);
+        cpu_ratios.push(f64::NAN);
+    }
+    println!(
+        "daemon CPU per request, healthy / webhook: median {:.0} %",
+        common::pct(&cpu_ratios, 0.5) * 100.0
+    );
     println!(
         "webhook / healthy: median {:.0} % (min {:.0} %, max {:.0} %; goal >= 80 %)",
         common::pct(&ratios, 0.5) * 100.0,
