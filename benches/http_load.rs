@@ -9,39 +9,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{delivery, status_kib, WEBHOOK_TOKEN as TOKEN};
+
 const CONCURRENCY: usize = 32;
-const TOKEN: &str = "webhook-token-for-benchmarks-01";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn delivery(fingerprint: &str, action: bool) -> String {
-    let mut labels = json!({"alertname": "WalkForwardStabilityCritical", "condition_type": "walk_forward_stability", "severity": "critical"});
-    if action {
-        labels["action"] = json!("rollback");
-    }
-    json!({"version": "4", "groupKey": format!("{{}}:{{fp=\"{fingerprint}\"}}"), "truncatedAlerts": 0, "status": "firing",
-           "receiver": "rollbackd-webhook", "groupLabels": {}, "commonLabels": labels, "commonAnnotations": {},
-           "externalURL": "http://alertmanager:9093",
-           "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": "bench"},
-                       "startsAt": "2026-11-23T10:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
-                       "generatorURL": "http://prometheus:9090/graph", "fingerprint": fingerprint}]})
-    .to_string()
-}
 
 struct Report {
     count: usize,
@@ -97,33 +69,15 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let sim_port = free_port();
-    let port = free_port();
-    // ROLLBACKD_BENCH_BIN runs the same load against another build (an older commit, say),
-    // so two versions can be compared side by side on the same machine.
-    let bin = std::env::var("ROLLBACKD_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_rollbackd").to_string());
-    let bin = bin.as_str();
-    let mut sim = std::process::Command::new(bin)
-        .args(["simulate", "--listen", &format!("127.0.0.1:{sim_port}")])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::fs::write(
-        dir.path().join("c.yaml"),
-        format!(
-            "listen: \"127.0.0.1:{port}\"\nstorage: {{ path: h.db }}\ntarget: {{ url: \"http://127.0.0.1:{sim_port}\" }}\nmonitoring: {{ automatic_rollback: false }}\nauth:\n  tokens:\n    - {{ name: am, role: webhook, token: \"{TOKEN}\" }}\n"
-        ),
-    )
-    .unwrap();
-    let mut daemon = std::process::Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(dir.path().join("c.yaml"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = daemon.id();
-    let url = format!("http://127.0.0.1:{port}");
+    let sim = common::simulator();
+    let config = common::write_config(
+        dir.path(),
+        &sim.url,
+        "monitoring: { automatic_rollback: false }\n",
+    );
+    let daemon = common::daemon(&config, std::time::Duration::from_secs(10));
+    let pid = daemon.pid();
+    let url = daemon.url.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,7 +91,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let idle = rss_kib(pid, "VmRSS:");
+        let idle = status_kib(pid, "VmRSS:");
 
         // (a) one already-recorded alert, resent over and over
         let body = delivery("resent-0001", true);
@@ -152,8 +106,8 @@ fn main() {
             c.post(format!("{u}/api/v1/alertmanager")).bearer_auth(TOKEN).header("content-type", "application/json").body(delivery(&format!("distinct-{i:08}"), false))
         })
         .await;
-        let peak = rss_kib(pid, "VmHWM:");
-        let after = rss_kib(pid, "VmRSS:");
+        let peak = status_kib(pid, "VmHWM:");
+        let after = status_kib(pid, "VmRSS:");
 
         // (c) /metrics, one scraper at a time (latency, not throughput)
         let mut lat = Vec::new();
@@ -177,8 +131,6 @@ fn main() {
         println!("  /metrics, sequential: p50 {:.3} ms, p99 {:.3} ms", m(0.5), m(0.99));
         println!("  daemon RSS: idle {:.1} MiB, after load {:.1} MiB, peak {:.1} MiB", idle as f64 / 1024.0, after as f64 / 1024.0, peak as f64 / 1024.0);
     });
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(daemon);
+    drop(sim);
 }

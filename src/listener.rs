@@ -6,6 +6,13 @@
 //! not busy is closed to make room, so held-open sockets cannot lock scrapers and Alertmanager
 //! out; when every connection is busy a new one is closed at once. On shutdown the loop stops
 //! accepting, idle connections close and busy ones finish their request.
+//!
+//! A request costs the accept loop nothing: a phase change is a store under the connection's
+//! own lock and wakes no one. Each connection's task sleeps until its deadline, but never
+//! longer than the shorter of the two timeouts: any deadline set while it sleeps lies at least
+//! that far ahead, so waking then and looking again finds every deadline in time. The task
+//! waits on its own token only (a child of the shutdown token), never on one every connection
+//! shares.
 
 use crate::config::{Limits, WebConfig};
 use crate::metrics::http::{HttpMetrics, Limit};
@@ -21,7 +28,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -58,26 +64,22 @@ enum Phase {
 /// One connection's phase, shared by its task, its I/O and the registry.
 struct Activity {
     phase: Mutex<Phase>,
-    changed: Notify,
+    /// Cancelled to close the connection: by the registry to make room (eviction), or with
+    /// its parent, the shutdown token.
     evict: CancellationToken,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    fn new(stop: &CancellationToken) -> Activity {
         Activity {
             phase: Mutex::new(Phase::Head(Instant::now())),
-            changed: Notify::new(),
-            evict: CancellationToken::new(),
+            evict: stop.child_token(),
         }
     }
 
     fn update(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut p = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        let next = f(*p);
-        if next != *p {
-            *p = next;
-            self.changed.notify_one();
-        }
+        *p = f(*p);
     }
 
     fn phase(&self) -> Phase {
@@ -175,6 +177,8 @@ struct Connections {
     open: Mutex<BTreeMap<u64, Arc<Activity>>>,
     next: AtomicU64,
     metrics: HttpMetrics,
+    /// The shutdown token, parent of every connection's own.
+    stop: CancellationToken,
 }
 
 /// A connection's place under the cap; dropping it frees the place.
@@ -207,7 +211,7 @@ impl Connections {
             self.metrics.limited(Limit::MaxConnectionsEvicted);
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(&self.stop));
         open.insert(id, activity.clone());
         self.metrics.set_connections(open.len());
         Some(Slot {
@@ -230,6 +234,7 @@ pub async fn run(
         open: Mutex::new(BTreeMap::new()),
         next: AtomicU64::new(0),
         metrics: metrics.clone(),
+        stop: stop.clone(),
     });
     let tracker = TaskTracker::new();
     loop {
@@ -293,7 +298,6 @@ impl Conn {
                 Err(_) => self.metrics.limited(Limit::HeaderReadTimeout),
             },
             _ = activity.evict.cancelled() => {}
-            _ = self.stop.cancelled() => {}
         }
     }
 
@@ -319,15 +323,15 @@ impl Conn {
             .with_upgrades();
         tokio::pin!(conn);
         let limits = &self.settings.limits;
+        let horizon = limits.header_read_timeout.min(limits.idle_timeout);
+        let wake = |now: Instant| match activity.deadline(limits) {
+            Some((at, _)) => at.min(now + horizon),
+            None => now + horizon,
+        };
+        let timer = tokio::time::sleep_until(wake(Instant::now()));
+        tokio::pin!(timer);
         let mut closing = false;
         loop {
-            let deadline = activity.deadline(limits);
-            let timer = async {
-                match deadline {
-                    Some((at, _)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 ended = conn.as_mut() => {
                     if let Err(e) = ended {
@@ -335,23 +339,21 @@ impl Conn {
                     }
                     return;
                 }
-                _ = timer => {
+                _ = timer.as_mut() => {
+                    let now = Instant::now();
                     if let Some((at, limit)) = activity.deadline(limits) {
-                        if at <= Instant::now() {
+                        if at <= now {
                             self.metrics.limited(limit);
                             return;
                         }
                     }
+                    timer.as_mut().reset(wake(now));
                 }
-                _ = activity.changed.notified() => {}
+                // Evicted to make room, or shutting down (the parent token).
                 _ = activity.evict.cancelled(), if !closing => {
-                    if !activity.is_busy() {
+                    if !self.stop.is_cancelled() && !activity.is_busy() {
                         return;
                     }
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = self.stop.cancelled(), if !closing => {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -3,7 +3,10 @@
 //! so an answered delivery is always acted on and a refused one (storage, shutdown) leaves
 //! nothing behind for the retry to trip over; the execution then runs in the background.
 //! Resends and HA duplicates are answered from the in-memory `ResendFilter` when already
-//! recorded, and by the store's unique key when two race: the store decides.
+//! recorded, and by the store's unique key when two race: the store decides. A resend of the
+//! exact bytes of a delivery answered before (Alertmanager's retries, an HA pair's twins, a
+//! resend storm) is answered without parsing it again: the same bytes parse and validate the
+//! same way, so only its alerts are looked up.
 
 use super::{lock, Engine, EngineError, Requested, RollbackRequest};
 use crate::alertmanager::{Alert, Payload};
@@ -13,34 +16,111 @@ use crate::store::{AlertRecord, Delivery, Store, StoreError};
 use crate::views::WebhookOutcome;
 use chrono::Utc;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+type AlertKey = (String, String, String);
 
 /// The keys (fingerprint, startsAt, status) of alerts already recorded, to answer resends
 /// without touching the disk. At most `CAP` keys; forgetting is always safe because the
 /// store's unique key stays the authority.
-pub(super) struct ResendFilter(Mutex<HashSet<(String, String, String)>>);
+pub(super) struct ResendFilter {
+    seen: Mutex<HashSet<AlertKey>>,
+    /// Deliveries answered before, by their exact bytes: at most `BODIES` of them, each at
+    /// most `BODY_CAP` bytes, the oldest replaced first. Forgetting is safe: a forgotten body
+    /// is parsed again. Found by comparing bytes (lengths first), cheaper than hashing a body.
+    bodies: Mutex<Bodies>,
+}
+
+#[derive(Default)]
+struct Bodies {
+    known: Vec<(Box<[u8]>, Arc<Known>)>,
+    /// Where the next one goes once `known` is full.
+    next: usize,
+}
+
+/// What answering a delivery again needs, taken from it when it was parsed and validated.
+pub struct Known {
+    keys: Vec<AlertKey>,
+    firing: u64,
+    truncated: u64,
+    asking: u64,
+}
+
+impl Known {
+    pub fn of(payload: &Payload) -> Known {
+        Known {
+            keys: payload.alerts.iter().map(Alert::key).collect(),
+            firing: payload
+                .alerts
+                .iter()
+                .filter(|a| a.status == "firing")
+                .count() as u64,
+            truncated: payload.truncated_alerts,
+            asking: payload
+                .alerts
+                .iter()
+                .filter(|a| a.requests_rollback())
+                .count() as u64,
+        }
+    }
+}
 
 impl ResendFilter {
     const CAP: usize = 100_000;
+    const BODIES: usize = 64;
+    const BODY_CAP: usize = 16 * 1024;
 
     /// Starts with the newest keys recorded.
     pub(super) async fn warm(store: &Store) -> Result<ResendFilter, StoreError> {
         let keys = store.alert_keys(Self::CAP).await?;
-        Ok(ResendFilter(Mutex::new(keys.into_iter().collect())))
+        Ok(ResendFilter {
+            seen: Mutex::new(keys.into_iter().collect()),
+            bodies: Mutex::new(Bodies::default()),
+        })
     }
 
     /// The alerts of a delivery not known to be recorded.
     fn unseen<'a>(&self, alerts: &'a [Alert]) -> Vec<&'a Alert> {
-        let seen = lock(&self.0);
+        let seen = lock(&self.seen);
         alerts.iter().filter(|a| !seen.contains(&a.key())).collect()
     }
 
     fn remember<'a>(&self, alerts: impl ExactSizeIterator<Item = &'a Alert>) {
-        let mut seen = lock(&self.0);
+        let mut seen = lock(&self.seen);
         if seen.len() + alerts.len() > Self::CAP {
             seen.clear();
         }
         seen.extend(alerts.map(Alert::key));
+    }
+
+    /// A delivery with these exact bytes answered before, every alert of it still known to be
+    /// recorded.
+    fn known(&self, body: &[u8]) -> Option<Arc<Known>> {
+        let known = lock(&self.bodies)
+            .known
+            .iter()
+            .find(|(b, _)| **b == *body)
+            .map(|(_, k)| k.clone())?;
+        let seen = lock(&self.seen);
+        known.keys.iter().all(|k| seen.contains(k)).then_some(known)
+    }
+
+    fn remember_body(&self, body: &[u8], known: Known) {
+        if body.len() > Self::BODY_CAP {
+            return;
+        }
+        let mut bodies = lock(&self.bodies);
+        if bodies.known.iter().any(|(b, _)| **b == *body) {
+            return;
+        }
+        let entry = (body.into(), Arc::new(known));
+        if bodies.known.len() < Self::BODIES {
+            bodies.known.push(entry);
+        } else {
+            let at = bodies.next;
+            bodies.known[at] = entry;
+            bodies.next = (at + 1) % Self::BODIES;
+        }
     }
 }
 
@@ -81,6 +161,43 @@ fn request(receiver: &str, alerts: &[&Alert]) -> RollbackRequest {
 }
 
 impl Engine {
+    /// A delivery whose exact bytes were answered before and whose alerts are all still known
+    /// to be recorded: answered as `intake` answers it (the same counts, the same outcome)
+    /// without parsing it. `None` when it must be parsed.
+    pub(super) fn intake_resend(&self, body: &[u8]) -> Option<Result<WebhookOutcome, EngineError>> {
+        let known = self.0.resend.known(body)?;
+        if self.0.shutdown.is_cancelled() {
+            return Some(Err(EngineError::ShuttingDown));
+        }
+        let alerts = known.keys.len();
+        self.emit(EngineEvent::AlertsReceived {
+            firing: known.firing,
+            resolved: alerts as u64 - known.firing,
+            truncated: known.truncated,
+        });
+        self.emit(EngineEvent::AlertsDeduplicated {
+            count: known.asking,
+        });
+        Some(Ok(WebhookOutcome {
+            accepted: alerts,
+            rollback_requested: vec![],
+            deduplicated: alerts,
+        }))
+    }
+
+    /// `intake`, then the body remembered for `intake_resend`: once answered, every alert
+    /// of it is recorded.
+    pub(super) async fn intake_body(
+        &self,
+        body: &[u8],
+        payload: Payload,
+    ) -> Result<WebhookOutcome, EngineError> {
+        let known = Known::of(&payload);
+        let outcome = self.intake(payload).await?;
+        self.0.resend.remember_body(body, known);
+        Ok(outcome)
+    }
+
     pub(super) async fn intake(&self, payload: Payload) -> Result<WebhookOutcome, EngineError> {
         // A delivery accepted now must be acted on: while shutting down, refuse it whole so
         // Alertmanager retries (against this replica or the next start).
@@ -174,5 +291,78 @@ impl Engine {
             deduplicated: (payload.alerts.len() - fresh.len())
                 + delivery.new.iter().filter(|n| !**n).count(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(fp: &str) -> Vec<u8> {
+        json!({"version": "4", "status": "firing", "receiver": "r", "truncatedAlerts": 2,
+               "alerts": [
+                   {"status": "firing", "labels": {"alertname": "A", "action": "rollback"}, "startsAt": "2026-11-23T10:00:00Z", "fingerprint": fp},
+                   {"status": "resolved", "labels": {"alertname": "B"}, "startsAt": "2026-11-23T10:00:00Z", "fingerprint": "other"}
+               ]})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn filter() -> ResendFilter {
+        ResendFilter {
+            seen: Mutex::new(HashSet::new()),
+            bodies: Mutex::new(Bodies::default()),
+        }
+    }
+
+    #[test]
+    fn a_body_is_known_only_while_every_alert_of_it_is() {
+        let f = filter();
+        let b = body("fp1");
+        let payload = crate::alertmanager::parse(&b).unwrap();
+        f.remember_body(&b, Known::of(&payload));
+        assert!(f.known(&b).is_none(), "its alerts are not recorded yet");
+        f.remember(payload.alerts.iter());
+        let k = f.known(&b).expect("the same bytes, every alert recorded");
+        assert_eq!(
+            (k.keys.len(), k.firing, k.truncated, k.asking),
+            (2, 1, 2, 1)
+        );
+        assert!(f.known(&body("fp2")).is_none(), "other bytes are parsed");
+        let mut longer = b.clone();
+        longer.push(b' ');
+        assert!(f.known(&longer).is_none(), "bytes are compared whole");
+        lock(&f.seen).clear();
+        assert!(
+            f.known(&b).is_none(),
+            "a forgotten alert sends the body to the parser"
+        );
+    }
+
+    #[test]
+    fn bodies_are_bounded_in_count_and_size() {
+        let f = filter();
+        for i in 0..ResendFilter::BODIES + 10 {
+            let b = body(&format!("fp{i}"));
+            let payload = crate::alertmanager::parse(&b).unwrap();
+            f.remember(payload.alerts.iter());
+            f.remember_body(&b, Known::of(&payload));
+            f.remember_body(&b, Known::of(&payload));
+        }
+        assert_eq!(lock(&f.bodies).known.len(), ResendFilter::BODIES);
+        assert!(f.known(&body("fp0")).is_none(), "the oldest was replaced");
+        assert!(f
+            .known(&body(&format!("fp{}", ResendFilter::BODIES + 9)))
+            .is_some());
+        let big = vec![b' '; ResendFilter::BODY_CAP + 1];
+        f.remember_body(
+            &big,
+            Known::of(&crate::alertmanager::parse(&body("x")).unwrap()),
+        );
+        assert!(lock(&f.bodies)
+            .known
+            .iter()
+            .all(|(b, _)| b.len() <= ResendFilter::BODY_CAP));
     }
 }

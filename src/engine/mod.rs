@@ -348,6 +348,22 @@ impl Engine {
         self.intake(payload).await
     }
 
+    /// A delivery answered before, sent again byte for byte: answered from memory, or `None`
+    /// when it must be parsed and given to [`Engine::receive_delivery`].
+    pub fn receive_resend(&self, body: &[u8]) -> Option<Result<WebhookOutcome, EngineError>> {
+        self.intake_resend(body)
+    }
+
+    /// [`Engine::receive_alerts`] for `payload`, parsed from `body`, which is remembered so
+    /// that the same bytes sent again are answered by [`Engine::receive_resend`].
+    pub async fn receive_delivery(
+        &self,
+        body: &[u8],
+        payload: Payload,
+    ) -> Result<WebhookOutcome, EngineError> {
+        self.intake_body(body, payload).await
+    }
+
     /// Counts a delivery the HTTP layer refused before it reached the engine.
     pub fn reject_delivery(&self, why: Rejection) {
         self.emit(EngineEvent::DeliveryRejected(why));

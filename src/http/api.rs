@@ -507,6 +507,10 @@ pub async fn alertmanager(State(s): State<AppState>, req: Request) -> Result<Res
         };
         reject(why, e)
     })?;
+    if let Some(answered) = s.engine.receive_resend(&bytes) {
+        let outcome = answered.map_err(|e| reject(Rejection::Storage, e.into()))?;
+        return Ok(Json(outcome).into_response());
+    }
     let payload = crate::alertmanager::parse(&bytes).map_err(|e| {
         let why = match e {
             crate::alertmanager::PayloadError::Version(_) => Rejection::Version,
@@ -516,7 +520,7 @@ pub async fn alertmanager(State(s): State<AppState>, req: Request) -> Result<Res
     })?;
     let outcome = s
         .engine
-        .receive_alerts(payload)
+        .receive_delivery(&bytes, payload)
         .await
         .map_err(|e| reject(Rejection::Storage, e.into()))?;
     Ok(Json(outcome).into_response())

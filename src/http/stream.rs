@@ -16,6 +16,17 @@ use tokio::sync::broadcast::error::RecvError;
 /// A send that takes longer than this means the client is not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Each stream's read buffer. Clients send nothing but control frames, and the buffer still
+/// grows to take a frame up to `MAX_MESSAGE` when one comes; tungstenite's default (128 KiB,
+/// zeroed before every read) made a thousand idle streams cost 140 MiB.
+const READ_BUFFER: usize = 4 * 1024;
+/// The largest message a client may send.
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Unsent bytes a stream may hold: every message is written (and flushed) as it is sent, so
+/// more than this means the socket refuses writes; the send then fails and the stream ends
+/// (the client reconnects for the current state), as it would at `SEND_TIMEOUT`.
+const MAX_UNSENT: usize = 1024 * 1024;
+
 pub async fn stream(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -33,7 +44,10 @@ pub async fn stream(
     // Anonymous readers take a place too; it is freed when the stream ends.
     let slot = s.edge.stream_slot()?;
     Ok(ws
-        .max_message_size(64 * 1024)
+        .max_message_size(MAX_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT)
         .on_upgrade(move |socket| async move {
             serve(socket, s).await;
             drop(slot);

@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS rollback_transitions (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rollback_transitions_by_event ON rollback_transitions(event_id, seq);
+-- The transitions an unfinished event can stand at: start-up looks for such events among
+-- the events with one of these (the ones that ran) instead of among every event. Partial, so
+-- it holds only what ran; created on the first start of a history without it.
+CREATE INDEX IF NOT EXISTS rollback_transitions_open ON rollback_transitions(event_id)
+    WHERE status IN ('pending', 'executing', 'validating');
 CREATE TABLE IF NOT EXISTS validation_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL REFERENCES rollback_events(id),
@@ -360,9 +365,13 @@ impl SqliteStore {
     /// Events a crash left between `pending` and a final status, oldest first.
     pub async fn unfinished_events(&self) -> Result<Vec<Event>> {
         self.read(|c| {
+            // The same events as filtering on the latest status alone: an event standing at
+            // an open status has a transition with it. The candidates come from the partial
+            // index (the events that ran), not from a scan of every event.
             let mut v = query_events(
                 c,
-                "WHERE t.status IN ('pending', 'executing', 'validating')",
+                "WHERE e.id IN (SELECT event_id FROM rollback_transitions WHERE status IN ('pending', 'executing', 'validating')) \
+                 AND t.status IN ('pending', 'executing', 'validating')",
                 &[],
                 u32::MAX,
             )?;
