@@ -24,6 +24,7 @@ mod rollback;
 mod routing;
 mod stack_files;
 mod status_triggers;
+mod store_suite;
 mod stream;
 mod watchdog;
 mod webhook;
