@@ -111,8 +111,9 @@ impl Engine {
                 *slot = None;
             }
         }
-        if event.status == EventStatus::Executing && event.request.action == Action::Rollback {
-            // Another replica switched the target: the cooldown counts from now here too.
+        if running && event.request.action == Action::Rollback {
+            // Another replica admitted a rollback: the cooldown counts from now here too (its
+            // slot refuses ours meanwhile).
             let now = self.now_ms();
             self.execution().guard.set_last_execution_ms(now);
         }

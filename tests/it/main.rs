@@ -12,6 +12,7 @@ mod console;
 mod contacts;
 mod daemon;
 mod engine_faults;
+mod ha;
 mod hardening;
 mod history;
 mod holds;

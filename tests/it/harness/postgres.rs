@@ -5,7 +5,7 @@
 //! scripts/test.sh installs it.
 
 use super::stack::free_port;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -214,10 +214,6 @@ impl Postgres {
             "storage: {{ postgres: {{ url: \"{}\", pool_size: 8, statement_timeout: 5s }} }}\n",
             self.url()
         )
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
