@@ -108,6 +108,7 @@ impl CronExpr {
 
 /// When a scheduled window holds.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum When {
     Once {
         start: DateTime<Utc>,
