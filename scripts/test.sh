@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that installs what the tests need and runs every test.
 # Real tools, never mocks: Prometheus and promtool, Alertmanager and amtool, Chromium and
-# ChromeDriver, systemd-analyze come from Debian's packages. A missing tool fails the tests; it is never skipped.
+# ChromeDriver, systemd-analyze and PostgreSQL come from Debian's packages. A missing tool fails the tests; it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# PostgreSQL's server binaries (the HA tests start a cluster of their own, unprivileged).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

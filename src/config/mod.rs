@@ -43,6 +43,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub environment: Option<String>,
     pub storage_path: PathBuf,
+    /// `storage.postgres`: the history on PostgreSQL (two or more replicas); `None` keeps it
+    /// in the SQLite file at `storage_path`.
+    pub postgres: Option<crate::store::PostgresConfig>,
     pub target: TargetConfig,
     pub agents_expected: u32,
     pub profile: RollbackProfile,
@@ -202,6 +205,7 @@ impl Default for Config {
             listen: "127.0.0.1:9100".parse().expect("valid address"),
             environment: None,
             storage_path: PathBuf::from("rollbackd.db"),
+            postgres: None,
             target: TargetConfig {
                 url: "http://127.0.0.1:9101".into(),
                 timeout: Duration::from_secs(2),
@@ -283,7 +287,7 @@ fn build(
         cfg.listen = sections::listen(&listen, &at)?;
     }
     if let Some(s) = raw.storage {
-        cfg.storage_path = sections::storage(s, &at)?;
+        (cfg.storage_path, cfg.postgres) = sections::storage(s, cfg.storage_path, &at)?;
     }
     if let Some(t) = raw.target {
         cfg.target = sections::target(t, cfg.target, &at)?;

@@ -55,7 +55,16 @@ pub(super) struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStorage {
-    pub(super) path: PathBuf,
+    pub(super) path: Option<PathBuf>,
+    pub(super) postgres: Option<RawPostgres>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPostgres {
+    pub(super) url: String,
+    pub(super) pool_size: Option<usize>,
+    pub(super) statement_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize)]

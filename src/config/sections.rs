@@ -3,13 +3,14 @@
 
 use super::error::Origin;
 use super::raw::{
-    Dur, RawAgents, RawAuth, RawLimits, RawMonitoring, RawProfile, RawStorage, RawTarget, RawToken,
-    RawValidation,
+    Dur, RawAgents, RawAuth, RawLimits, RawMonitoring, RawPostgres, RawProfile, RawStorage,
+    RawTarget, RawToken, RawValidation,
 };
 use super::{
     AuthConfig, CaFile, ConfigError, Limits, MonitoringConfig, Role, RollbackProfile, TargetConfig,
     Token, ValidationConfig, MIN_TOKEN_LEN,
 };
+use crate::store::PostgresConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,11 +24,76 @@ pub(super) fn listen(raw: &str, at: &Origin) -> Result<SocketAddr, ConfigError> 
     })
 }
 
-pub(super) fn storage(raw: RawStorage, at: &Origin) -> Result<PathBuf, ConfigError> {
-    if raw.path.as_os_str().is_empty() {
-        return Err(at.err("storage.path", "must not be empty"));
+/// `storage.path` (SQLite) or `storage.postgres` (PostgreSQL), exactly one.
+pub(super) fn storage(
+    raw: RawStorage,
+    current: PathBuf,
+    at: &Origin,
+) -> Result<(PathBuf, Option<PostgresConfig>), ConfigError> {
+    match (raw.path, raw.postgres) {
+        (Some(_), Some(_)) => Err(at.err(
+            "storage",
+            "give either path (SQLite) or postgres (PostgreSQL), not both",
+        )),
+        (None, None) => Err(at.err(
+            "storage",
+            "expected path (SQLite, one replica) or postgres (PostgreSQL, one or more replicas)",
+        )),
+        (Some(path), None) => {
+            if path.as_os_str().is_empty() {
+                return Err(at.err("storage.path", "must not be empty"));
+            }
+            Ok((at.base_dir.join(path), None))
+        }
+        (None, Some(pg)) => Ok((current, Some(postgres(pg, at)?))),
     }
-    Ok(at.base_dir.join(raw.path))
+}
+
+fn postgres(raw: RawPostgres, at: &Origin) -> Result<PostgresConfig, ConfigError> {
+    let url = raw.url.trim().to_string();
+    let shown = crate::store::redact(&url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(at.err(
+            "storage.postgres.url",
+            format!("{shown:?} is not supported; expected a postgres:// URL such as \"postgres://rollbackd@127.0.0.1:5432/rollbackd\""),
+        ));
+    }
+    let parsed: tokio_postgres::Config = url.parse().map_err(|e| {
+        at.err(
+            "storage.postgres.url",
+            format!("{shown:?} is not a valid PostgreSQL URL: {e}"),
+        )
+    })?;
+    if parsed.get_hosts().is_empty() {
+        return Err(at.err(
+            "storage.postgres.url",
+            format!("{shown:?} names no host; expected postgres://USER@HOST:PORT/DATABASE"),
+        ));
+    }
+    let pool_size = raw.pool_size.unwrap_or(8);
+    if !(2..=256).contains(&pool_size) {
+        return Err(at.err(
+            "storage.postgres.pool_size",
+            format!("{pool_size} is out of range; expected 2 to 256 connections"),
+        ));
+    }
+    let statement_timeout = raw
+        .statement_timeout
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(5));
+    if statement_timeout < Duration::from_millis(100)
+        || statement_timeout > Duration::from_secs(600)
+    {
+        return Err(at.err(
+            "storage.postgres.statement_timeout",
+            "must be between 100ms and 10m",
+        ));
+    }
+    Ok(PostgresConfig {
+        url,
+        pool_size,
+        statement_timeout,
+    })
 }
 
 pub(super) fn target(

@@ -111,6 +111,7 @@ impl CronExpr {
 // from the config: boxing it would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum When {
     Once {
         start: DateTime<Utc>,

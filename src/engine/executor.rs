@@ -10,7 +10,9 @@ use crate::domain::lifecycle::{
 };
 use crate::domain::SwitchRequest;
 use crate::events::{EngineEvent, TargetOperation};
-use crate::store::{Event, EventQuery, EventRequest, StoreError, TransitionDetail, ValidationKind};
+use crate::store::{
+    held_detail, Event, EventQuery, EventRequest, StoreError, TransitionDetail, ValidationKind,
+};
 use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -248,6 +250,11 @@ impl Engine {
     /// After the proposal's event is durable: executes it in the background when admitted.
     pub(super) fn carry_out(&self, event: Event, decision: Decision) -> Requested {
         match decision {
+            // The database refused the slot (another replica executes): recorded as suppressed.
+            Decision::Execute if event.status != EventStatus::Pending => Requested::Suppressed {
+                event,
+                reason: SuppressReason::InProgress,
+            },
             Decision::Execute => {
                 let e = self.clone();
                 let pending = event.clone();
@@ -309,6 +316,10 @@ impl Engine {
             return Err(EngineError::InProgress(holder));
         }
         let event = self.record_new(event, TransitionDetail::default()).await?;
+        if event.status != EventStatus::Pending {
+            let holder = lock(&self.0.remote_slot).clone().unwrap_or_default();
+            return Err(EngineError::InProgress(holder));
+        }
         let e = self.clone();
         let done = self.0.tasks.spawn(async move { e.execute(event).await });
         Ok(done.await.map_err(|_| EngineError::ShuttingDown)??)
@@ -400,11 +411,21 @@ impl Engine {
         event: Event,
         detail: TransitionDetail,
     ) -> Result<Event, EngineError> {
-        if let Err(e) = self.0.store.insert_event(&event, detail).await {
-            self.withdraw_slot(&event.id);
-            return Err(e.into());
+        match self.0.store.insert_event(&event, detail).await {
+            Err(e) => {
+                self.withdraw_slot(&event.id);
+                Err(e.into())
+            }
+            Ok(None) => Ok(self.announce(event).await),
+            Ok(Some(holder)) => {
+                // Another replica's event holds the execution slot: recorded as suppressed.
+                self.withdraw_slot(&event.id);
+                let at = event.created_at;
+                let event = event.at(EventStatus::Suppressed, at, held_detail(&holder));
+                *lock(&self.0.remote_slot) = Some(holder);
+                Ok(self.announce(event).await)
+            }
         }
-        Ok(self.announce(event).await)
     }
 
     /// Says that a new event is durable. The stored copy is read back for its transitions; if
@@ -568,7 +589,10 @@ impl Engine {
             ..Verdict::new(failure)
         };
         let view = self.record_verdict(event, verdict).await?;
-        if view.status == EventStatus::Completed && action == Action::Rollback {
+        if view.status == EventStatus::Completed
+            && action == Action::Rollback
+            && self.0.store.is_leader()
+        {
             let window = self.config().validation.stability_window;
             self.start_stability_watch(view.clone(), window);
         }

@@ -530,7 +530,10 @@ impl Engine {
 
     async fn hold_tick(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let changes = self.hold().holds.tick(now);
-        for c in &changes {
+        // Every replica applies its schedules; only the leader records them and answers
+        // what ran out.
+        let leads = self.0.store.is_leader();
+        for c in changes.iter().filter(|_| leads) {
             let (kind, from, to, reason) = match c {
                 Change::Started(w) => (
                     format!("{}.scheduled_start", w.kind),
@@ -561,6 +564,9 @@ impl Engine {
         }
         if !changes.is_empty() {
             self.apply_holds();
+        }
+        if !leads {
+            return Ok(());
         }
         self.expire_proposals(now).await?;
         self.expire_restores(now).await

@@ -235,6 +235,7 @@ impl Engine {
             Ok(Delivery {
                 new: vec![],
                 event_recorded: false,
+                held_by: None,
             })
         } else {
             self.0.store.record_delivery(records, event).await
@@ -250,7 +251,19 @@ impl Engine {
         };
         self.0.resend.remember(fresh.iter().copied());
         if let Some(p) = proposal {
-            if delivery.event_recorded {
+            if let (true, Some(holder)) = (delivery.event_recorded, &delivery.held_by) {
+                // Another replica's rollback holds the slot: this one went in as suppressed.
+                self.withdraw_slot(&p.event.id);
+                *lock(&self.0.remote_slot) = Some(holder.clone());
+                let at = p.event.created_at;
+                let event = p.event.at(
+                    crate::domain::lifecycle::EventStatus::Suppressed,
+                    at,
+                    crate::store::held_detail(holder),
+                );
+                let event = self.announce(event).await;
+                self.log_requested("alertmanager", &Ok(self.carry_out(event, p.decision)));
+            } else if delivery.event_recorded {
                 let event = self.announce(p.event).await;
                 self.log_requested("alertmanager", &Ok(self.carry_out(event, p.decision)));
             } else {

@@ -26,6 +26,7 @@ mod intake;
 mod operations;
 mod recovery;
 mod reload;
+mod replicas;
 mod reviews;
 mod stability;
 mod verify;
@@ -89,6 +90,8 @@ pub enum EngineError {
 pub enum NotReady {
     #[error("history storage failed its last write")]
     StorageFailed,
+    #[error("the history's database cannot be reached")]
+    DatabaseUnreachable,
     #[error("shutting down")]
     ShuttingDown,
 }
@@ -140,6 +143,8 @@ struct Inner {
     execution: Mutex<Execution>,
     /// The running stability watch: its cancel token and the event it watches.
     stability: Mutex<Option<(CancellationToken, String)>>,
+    /// The event another replica runs, as the shared history last said (PostgreSQL).
+    remote_slot: Mutex<Option<String>>,
     resend: ResendFilter,
     /// Wakes the rates loop: something that changes the rates happened.
     rates_due: tokio::sync::Notify,
@@ -179,8 +184,14 @@ impl Engine {
     /// Opens the history, finishes what a crash interrupted, and starts the watchdog.
     pub async fn start(config: Config) -> anyhow::Result<Engine> {
         use anyhow::Context;
-        let store =
-            Store::open(&config.storage_path).with_context(|| "opening the rollback history")?;
+        let store = match &config.postgres {
+            None => {
+                Store::open(&config.storage_path).with_context(|| "opening the rollback history")?
+            }
+            Some(pg) => Store::connect_postgres(pg)
+                .await
+                .with_context(|| "connecting to the rollback history on PostgreSQL")?,
+        };
         let resend = ResendFilter::warm(&store).await?;
         let (stream, _) = broadcast::channel(STREAM_CAPACITY);
         let engine = Engine(Arc::new(Inner {
@@ -192,6 +203,7 @@ impl Engine {
                 initial_arming(&config),
             )),
             stability: Mutex::new(None),
+            remote_slot: Mutex::new(None),
             hold: Mutex::new(holds::HoldState::new(&config)),
             alertmanager: crate::notify::AlertmanagerClient::new(
                 &config.alertmanager.urls,
@@ -215,10 +227,13 @@ impl Engine {
                 .unwrap_or_default()
         });
         engine.emit(EngineEvent::ArmingChanged(engine.arming()));
-        engine
-            .recover()
-            .await
-            .context("finishing rollbacks a previous run left unfinished")?;
+        // With PostgreSQL, crash recovery is the leader's, once it leads (see `replicas`).
+        if engine.0.store.leadership().is_none() {
+            engine
+                .recover()
+                .await
+                .context("finishing rollbacks a previous run left unfinished")?;
+        }
         engine.resume().await?;
         engine
             .resume_holds()
@@ -234,6 +249,7 @@ impl Engine {
         engine.0.tasks.spawn(async move { e.hold_loop().await });
         let e = engine.clone();
         engine.0.tasks.spawn(async move { e.schedule_loop().await });
+        engine.start_replica_loops();
         Ok(engine)
     }
 
@@ -265,7 +281,7 @@ impl Engine {
             }
             None => vec![],
         };
-        if let Some(e) = &last {
+        if let (Some(e), true) = (&last, self.0.store.is_leader()) {
             self.resume_stability_watch(e, &runs);
         }
         self.emit(EngineEvent::Resumed {
@@ -318,6 +334,9 @@ impl Engine {
 
     /// Ready for `/-/ready`: storage writable and not shutting down.
     pub fn readiness(&self) -> Result<(), NotReady> {
+        if !self.0.store.is_reachable() {
+            return Err(NotReady::DatabaseUnreachable);
+        }
         if !self.0.store.is_healthy() {
             return Err(NotReady::StorageFailed);
         }
@@ -332,6 +351,8 @@ impl Engine {
         Probe {
             rollback_ready: s.rollback_ready,
             cooldown_remaining_seconds: s.cooldown_remaining_seconds,
+            leader: self.0.store.is_leader(),
+            database_up: self.0.store.is_reachable(),
         }
     }
 
@@ -386,6 +407,8 @@ impl Engine {
                 "shutdown grace ran out with work in flight; it will be re-validated at next start"
             );
         }
+        // Releases the leadership at once, so a standby takes over without waiting.
+        self.0.store.close();
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {

@@ -493,6 +493,10 @@ impl Engine {
                 _ = self.0.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if !self.0.store.is_leader() {
+                // With replicas, only the leader runs the schedule.
+                continue;
+            }
             let cfg = self.config();
             if let Some(every) = cfg.drills.every {
                 if self.due("drill", every).await {

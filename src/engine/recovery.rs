@@ -9,9 +9,15 @@ use crate::domain::lifecycle::EventStatus;
 use crate::store::{Event, StoreError, TransitionDetail, ValidationKind};
 
 impl Engine {
+    /// Finishes the unfinished events whose owner is gone: at start (SQLite), or by the leader
+    /// when it takes over and while it leads (PostgreSQL: a replica killed mid-rollback). Each
+    /// is adopted first, in the database, so it is finished exactly once.
     pub(super) async fn recover(&self) -> Result<(), StoreError> {
-        for event in self.0.store.unfinished_events().await? {
-            tracing::warn!(event_id = %event.id, status = %event.status, "found an unfinished event from a previous run");
+        for event in self.0.store.orphaned_events().await? {
+            if !self.0.store.adopt(&event.id).await? {
+                continue;
+            }
+            tracing::warn!(event_id = %event.id, status = %event.status, "found an unfinished event its owner left");
             self.recover_one(event).await?;
         }
         Ok(())

@@ -35,6 +35,9 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     if new.storage_path != running.storage_path {
         kept.push("storage.path");
     }
+    if new.postgres != running.postgres {
+        kept.push("storage.postgres");
+    }
     if new.target.url != running.target.url
         || new.target.timeout != running.target.timeout
         || new.target.retries != running.target.retries
@@ -52,6 +55,7 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     }
     new.listen = running.listen;
     new.storage_path = running.storage_path.clone();
+    new.postgres = running.postgres.clone();
     new.target = running.target.clone();
     new.profile = running.profile.clone();
     new.monitoring.poll_interval = running.monitoring.poll_interval;

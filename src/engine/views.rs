@@ -37,7 +37,10 @@ impl Engine {
                 .guard
                 .cooldown_remaining_ms(self.now_ms(), cfg.cooldown.as_millis() as u64);
             (
-                x.guard.in_progress().map(str::to_owned),
+                x.guard
+                    .in_progress()
+                    .map(str::to_owned)
+                    .or_else(|| lock(&self.0.remote_slot).clone()),
                 x.last_event.clone(),
                 cooldown,
                 x.guard.arming,

@@ -175,7 +175,13 @@ impl Engine {
                 ok: result.is_ok(),
             });
             if let Some((request, triggered)) = self.take_sample(result) {
-                if !self.trigger(request).await {
+                // A follower watches (its metrics and triggers stay live) but only the leader
+                // acts; the episode stays open so whoever leads next acts on it. Without a
+                // database no replica leads: no record, no rollback (docs/ha.md).
+                if !self.0.store.is_leader() {
+                    tracing::warn!(reason = %request.reason, "critical breach seen; this replica does not lead, the leader acts");
+                    lock(&self.0.watch).unact(&triggered);
+                } else if !self.trigger(request).await {
                     lock(&self.0.watch).unact(&triggered);
                 }
             }

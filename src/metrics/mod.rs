@@ -160,6 +160,10 @@ const MODES: [&str; 3] = [MODE_SESSION_TARGETED, MODE_UNIVERSAL_CYCLE_4, "unknow
 pub struct Probe {
     pub rollback_ready: bool,
     pub cooldown_remaining_seconds: f64,
+    /// This replica leads (always with SQLite: one replica).
+    pub leader: bool,
+    /// The history's database answers (always with SQLite: a local file).
+    pub database_up: bool,
 }
 
 type ProbeFn = Box<dyn Fn() -> Probe + Send + Sync>;
@@ -200,6 +204,7 @@ pub struct Metrics {
     webhook_deduplicated: Counter,
     webhook_rejected: Family<ReasonLabel, Counter>,
     webhook_truncated: Counter,
+    leadership_changes: Counter,
     /// The listener's counts (connections, streams, limits).
     pub http: http::HttpMetrics,
     rates: RateGauges,
@@ -300,6 +305,7 @@ impl Metrics {
             webhook_deduplicated: reg(r, "rollback_webhook_alerts_deduplicated", "Firing rollback alerts already recorded (resends, HA duplicates)", Counter::default()),
             webhook_rejected: reg(r, "rollback_webhook_requests_rejected", "Alertmanager deliveries refused, by reason", Family::default()),
             webhook_truncated: reg(r, "rollback_webhook_truncated_alerts", "truncatedAlerts reported by Alertmanager", Counter::default()),
+            leadership_changes: reg(r, "rollbackd_leadership_changes", "Times this replica took or lost the leadership", Counter::default()),
             http: http::HttpMetrics::register(r),
             operations: OperationGauges {
                 drill_last: reg(r, "rollback_drill_last_timestamp_seconds", "Unix time of the last drill; NaN before the first", FGauge::default()),
@@ -400,6 +406,11 @@ impl Metrics {
     }
 
     /// Where the scrape-time values come from; set once, by the engine at start.
+    /// This replica took or lost the leadership.
+    pub fn leadership_changed(&self) {
+        self.leadership_changes.inc();
+    }
+
     pub fn set_probe(&self, probe: impl Fn() -> Probe + Send + Sync + 'static) {
         let _ = self.probe.set(Box::new(probe));
     }
@@ -816,6 +827,18 @@ impl Collector for ProbeCollector {
             "rollback_cooldown_remaining_seconds",
             "Seconds until automatic triggers may execute again",
             p.cooldown_remaining_seconds,
+        )?;
+        process::gauge(
+            &mut encoder,
+            "rollbackd_leader",
+            "1 while this replica leads (runs the watchdog's rollbacks, schedules, stability watches and crash recovery); always 1 with SQLite",
+            p.leader as i64,
+        )?;
+        process::gauge(
+            &mut encoder,
+            "rollbackd_database_up",
+            "1 while the history's database answers; always 1 with SQLite",
+            p.database_up as i64,
         )
     }
 }

@@ -5,6 +5,7 @@
 //! guarantees: append-only records, a write acknowledged only once durable, alerts unique on
 //! fingerprint + startsAt + status, and the life cycle's moves enforced at write time.
 
+mod postgres;
 mod sqlite;
 
 use crate::domain::condition::Status;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use postgres::{redact, PgStore, PostgresConfig};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,12 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("history storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("history database error: {0}")]
+    Postgres(String),
+    /// Another replica adopted the event (its owner was found dead): this one must not move
+    /// it again. The database's fencing, not a check in memory.
+    #[error("event {id} is owned by another replica now; not moved")]
+    NotOwner { id: String },
     #[error("history storage is closed")]
     Closed,
     #[error("{0}")]
@@ -217,6 +225,29 @@ pub struct Delivery {
     pub new: Vec<bool>,
     /// The rollback event went in with the alerts.
     pub event_recorded: bool,
+    /// The execution slot was held by this event (id) when the rollback event was recorded,
+    /// so it went in as suppressed (`in_progress`) instead of pending.
+    pub held_by: Option<String>,
+}
+
+/// What another replica changed in the shared history (PostgreSQL's LISTEN/NOTIFY).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// An event was recorded or moved on by another replica.
+    Event(String),
+    /// The session to the database was (re)established: notices may have been missed.
+    Reconnected,
+}
+
+/// What a refused claim on the execution slot leaves in the history: the event as suppressed.
+pub(crate) fn held_detail(holder: &str) -> TransitionDetail {
+    TransitionDetail {
+        suppressed_reason: Some("in_progress".into()),
+        note: Some(format!(
+            "rollback {holder} holds the execution slot in the shared history"
+        )),
+        ..Default::default()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,6 +391,7 @@ pub struct ValidationQuery {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// Each method is the backend's own, one arm per backend.
@@ -367,6 +399,7 @@ macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Sqlite($s) => $e,
+            Store::Postgres($s) => $e,
         }
     };
 }
@@ -377,14 +410,84 @@ impl Store {
         SqliteStore::open(path).map(Store::Sqlite)
     }
 
-    /// False after a write failed, until one succeeds again.
+    /// Connects to the PostgreSQL history (creating or migrating its schema) and starts this
+    /// replica's session: its liveness, the leadership and the notices of other replicas.
+    pub async fn connect_postgres(config: &PostgresConfig) -> Result<Store> {
+        PgStore::connect(config).await.map(Store::Postgres)
+    }
+
+    /// False after a write failed, until one succeeds again (PostgreSQL: also while the
+    /// database cannot be reached).
     pub fn is_healthy(&self) -> bool {
         each!(self, s => s.is_healthy())
     }
 
-    /// Stores a new event with its first status (`event.status`), durably.
-    pub async fn insert_event(&self, event: &Event, detail: TransitionDetail) -> Result<()> {
+    /// False while the database cannot be reached (always true for SQLite, a local file).
+    pub fn is_reachable(&self) -> bool {
+        match self {
+            Store::Sqlite(_) => true,
+            Store::Postgres(s) => s.is_reachable(),
+        }
+    }
+
+    /// Whether this replica leads: runs the watchdog's rollbacks, schedules, stability
+    /// watches and crash recovery. SQLite has one replica, which always leads.
+    pub fn is_leader(&self) -> bool {
+        match self {
+            Store::Sqlite(_) => true,
+            Store::Postgres(s) => s.is_leader(),
+        }
+    }
+
+    /// Changes of leadership; `None` for SQLite (it always leads).
+    pub fn leadership(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.leadership()),
+        }
+    }
+
+    /// What other replicas record; `None` for SQLite (no other replica).
+    pub fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(s) => Some(s.notices()),
+        }
+    }
+
+    /// Stops the session (leadership released at once) and closes the pool.
+    pub fn close(&self) {
+        if let Store::Postgres(s) = self {
+            s.close();
+        }
+    }
+
+    /// Stores a new event with its first status (`event.status`), durably. A pending event
+    /// claims the one execution slot in the same transaction; if another event holds it, the
+    /// event is stored as suppressed (`in_progress`) instead and the holder's id returned.
+    pub async fn insert_event(
+        &self,
+        event: &Event,
+        detail: TransitionDetail,
+    ) -> Result<Option<String>> {
         each!(self, s => s.insert_event(event, detail).await)
+    }
+
+    /// Unfinished events whose owner is gone (crashed, killed, its session lost), oldest
+    /// first: what crash recovery finishes. SQLite: every unfinished event (read at start).
+    pub async fn orphaned_events(&self) -> Result<Vec<Event>> {
+        each!(self, s => s.orphaned_events().await)
+    }
+
+    /// Makes this replica the owner of an orphaned event, if its owner is still gone; false
+    /// when someone else owns it (alive, or adopted it first).
+    pub async fn adopt(&self, id: &str) -> Result<bool> {
+        each!(self, s => s.adopt(id).await)
+    }
+
+    /// The event holding the execution slot, if any.
+    pub async fn in_flight(&self) -> Result<Option<String>> {
+        each!(self, s => s.in_flight().await)
     }
 
     /// Moves an event on; refused unless the life cycle allows the move.

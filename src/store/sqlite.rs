@@ -4,7 +4,7 @@
 //! commit), so a burst shares one fsync.
 
 use super::{
-    format_time, AlertRecord, AuditQuery, AuditRecord, Delivery, Event, EventQuery,
+    format_time, held_detail, AlertRecord, AuditQuery, AuditRecord, Delivery, Event, EventQuery,
     MissedDegradation, MissedQuery, Result, Review, ReviewQuery, StoreError, StoredEvent,
     Transition, TransitionDetail, ValidationQuery, ValidationRun,
 };
@@ -74,6 +74,11 @@ CREATE TABLE IF NOT EXISTS reviews (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reviews_by_event ON reviews(event_id, id);
+CREATE TABLE IF NOT EXISTS inflight (
+    slot INTEGER PRIMARY KEY CHECK (slot = 1),
+    event_id TEXT NOT NULL UNIQUE REFERENCES rollback_events(id),
+    claimed_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS missed_degradations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     from_ms INTEGER NOT NULL,
@@ -95,7 +100,7 @@ const APPEND_ONLY_TABLES: [&str; 7] = [
 
 /// `'completed', 'failed', ...`: the statuses where `keep` holds, for an SQL `IN` list, so
 /// the queries count exactly what the domain calls an episode.
-fn statuses_sql(keep: impl Fn(EventStatus) -> bool) -> String {
+pub(super) fn statuses_sql(keep: impl Fn(EventStatus) -> bool) -> String {
     EventStatus::ALL
         .into_iter()
         .filter(|s| keep(*s))
@@ -105,7 +110,7 @@ fn statuses_sql(keep: impl Fn(EventStatus) -> bool) -> String {
 }
 
 /// A finished trigger episode with no review (`e`, `t`, `r` as in `EVENT_JOINS`).
-fn unreviewed_sql(executed_only: bool) -> String {
+pub(super) fn unreviewed_sql(executed_only: bool) -> String {
     let statuses = statuses_sql(|s| match EpisodeKind::of(Action::Rollback, s) {
         Ok(kind) => !executed_only || kind == EpisodeKind::Executed,
         Err(_) => false,
@@ -131,6 +136,7 @@ enum Job {
 
 enum Done {
     Unit,
+    Held(Option<String>),
     Id(i64),
     Delivery(Delivery),
     Review(Box<Review>),
@@ -217,14 +223,44 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub async fn insert_event(&self, event: &Event, detail: TransitionDetail) -> Result<()> {
-        self.submit(Job::InsertEvent(
-            Box::new(StoredEvent::of(event)),
-            event.status,
-            detail,
-        ))
+    pub async fn insert_event(
+        &self,
+        event: &Event,
+        detail: TransitionDetail,
+    ) -> Result<Option<String>> {
+        match self
+            .submit(Job::InsertEvent(
+                Box::new(StoredEvent::of(event)),
+                event.status,
+                detail,
+            ))
+            .await?
+        {
+            Done::Held(holder) => Ok(holder),
+            _ => unreachable!("an event insert says whether the slot was held"),
+        }
+    }
+
+    /// Every unfinished event: one process, so at start all of them are its own to finish.
+    pub async fn orphaned_events(&self) -> Result<Vec<Event>> {
+        self.unfinished_events().await
+    }
+
+    /// One process owns everything.
+    pub async fn adopt(&self, _id: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    pub async fn in_flight(&self) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT event_id FROM inflight WHERE slot = 1", [], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
         .await
-        .map(|_| ())
     }
 
     /// Moves an event on; refused unless the life cycle allows the move.
@@ -638,20 +674,20 @@ fn query_bodies<T: for<'de> Deserialize<'de>>(
     .collect()
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T> {
+pub(super) fn from_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("unreadable history row: {e}")))
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("history rows serialize")
 }
 
-fn parse_status(s: &str) -> Result<EventStatus> {
+pub(super) fn parse_status(s: &str) -> Result<EventStatus> {
     EventStatus::parse(s)
         .ok_or_else(|| StoreError::Invalid(format!("unknown status {s:?} in history")))
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Invalid(format!("bad time {s:?} in history: {e}")))
@@ -709,12 +745,15 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(Job, Reply)>, healthy: 
     }
 }
 
+/// Inserts an event with its first transition. A pending one claims the execution slot in
+/// the same transaction; when another event holds it, the event goes in as suppressed
+/// (`in_progress`) and the holder is returned.
 fn insert_event(
     c: &Connection,
     ev: &StoredEvent,
     status: EventStatus,
     detail: &TransitionDetail,
-) -> Result<()> {
+) -> Result<Option<String>> {
     if !matches!(
         status,
         EventStatus::Pending | EventStatus::Suppressed | EventStatus::DryRun
@@ -725,6 +764,25 @@ fn insert_event(
     }
     c.prepare_cached("INSERT INTO rollback_events (id, created_at, created_ms, action, trigger_type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![ev.id, format_time(&ev.created_at), ev.created_at.timestamp_millis(), ev.request.action.as_str(), ev.request.trigger_type.as_str(), to_json(ev)])?;
+    let mut held = None;
+    if status == EventStatus::Pending {
+        let claimed = c
+            .prepare_cached(
+                "INSERT OR IGNORE INTO inflight (slot, event_id, claimed_at) VALUES (1, ?1, ?2)",
+            )?
+            .execute(params![ev.id, format_time(&ev.created_at)])?;
+        if claimed == 0 {
+            held = Some(
+                c.query_row("SELECT event_id FROM inflight WHERE slot = 1", [], |r| {
+                    r.get::<_, String>(0)
+                })?,
+            );
+        }
+    }
+    let (status, detail) = match &held {
+        Some(holder) => (EventStatus::Suppressed, held_detail(holder)),
+        None => (status, detail.clone()),
+    };
     c.prepare_cached(
         "INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -732,9 +790,9 @@ fn insert_event(
         ev.id,
         status.as_str(),
         format_time(&ev.created_at),
-        to_json(detail)
+        to_json(&detail)
     ])?;
-    Ok(())
+    Ok(held)
 }
 
 /// A delivery's alerts (each new or a resend), and its rollback event only when this delivery
@@ -762,16 +820,14 @@ fn record_delivery(
         .iter()
         .zip(&new)
         .any(|(a, n)| *n && a.requests_rollback);
-    let event_recorded = match event {
-        Some((ev, status, detail)) if first => {
-            insert_event(c, ev, *status, detail)?;
-            true
-        }
-        _ => false,
+    let (event_recorded, held_by) = match event {
+        Some((ev, status, detail)) if first => (true, insert_event(c, ev, *status, detail)?),
+        _ => (false, None),
     };
     Ok(Done::Delivery(Delivery {
         new,
         event_recorded,
+        held_by,
     }))
 }
 
@@ -829,8 +885,7 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
     let now = format_time(&Utc::now());
     match job {
         Job::InsertEvent(ev, status, detail) => {
-            insert_event(c, ev, *status, detail)?;
-            Ok(Done::Unit)
+            Ok(Done::Held(insert_event(c, ev, *status, detail)?))
         }
         Job::Transition(id, status, detail) => {
             let current = latest_status(c, id)?
@@ -842,6 +897,10 @@ fn apply(c: &Connection, job: &Job) -> Result<Done> {
             }
             c.prepare_cached("INSERT INTO rollback_transitions (event_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![id, status.as_str(), now, to_json(detail)])?;
+            if status.is_terminal() {
+                c.prepare_cached("DELETE FROM inflight WHERE event_id = ?1")?
+                    .execute([id])?;
+            }
             Ok(Done::Unit)
         }
         Job::InsertValidation(run) => {

@@ -1227,3 +1227,67 @@ fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
         );
     }
 }
+
+#[test]
+fn compose_ha_profile_runs_postgres_two_replicas_and_an_alertmanager_sending_to_both() {
+    let c = compose();
+    let svcs = services(&c);
+    for name in ["postgres", "rollbackd-1", "rollbackd-2", "alertmanager-ha"] {
+        let profiles: Vec<String> = svcs[name]["profiles"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has no profiles"))
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(profiles, ["ha"], "{name} belongs to the ha profile only");
+    }
+    for name in ["rollbackd-1", "rollbackd-2"] {
+        let config = host_path(&c, name, "/etc/rollbackd/rollbackd.yaml")
+            .unwrap_or_else(|| panic!("{name}: no config mounted"));
+        assert_eq!(config, repo().join("deploy/rollbackd-ha.yaml"));
+        assert_eq!(
+            s(&svcs[name]["depends_on"]["postgres"]["condition"]),
+            "service_healthy",
+            "{name} waits for the database"
+        );
+    }
+    let text = read("deploy/rollbackd-ha.yaml");
+    assert!(
+        text.contains("postgres://rollbackd:rollbackd@postgres:5432/rollbackd"),
+        "the replicas use the postgres service"
+    );
+    // Alertmanager sends the webhook to both replicas.
+    let am = host_path(&c, "alertmanager-ha", "/etc/alertmanager/alertmanager.yml")
+        .expect("alertmanager-ha config mounted");
+    assert_eq!(am, repo().join("alerting/alertmanager-ha.yml"));
+    let cfg = yaml("alerting/alertmanager-ha.yml");
+    let receiver = cfg["receivers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "rollbackd-webhook")
+        .expect("the rollbackd-webhook receiver");
+    let urls: Vec<String> = receiver["webhook_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|w| s(&w["url"]))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://rollbackd-1:9100/api/v1/alertmanager",
+            "http://rollbackd-2:9100/api/v1/alertmanager"
+        ]
+    );
+    let checked = std::process::Command::new("amtool")
+        .args(["check-config", "alerting/alertmanager-ha.yml"])
+        .current_dir(repo())
+        .output()
+        .expect("amtool is installed (scripts/test.sh installs prometheus-alertmanager)");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

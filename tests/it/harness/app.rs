@@ -27,9 +27,31 @@ pub struct Builder {
     unreachable_target: bool,
     history: Option<tempfile::TempDir>,
     slow_target_ms: Option<u64>,
+    storage: Option<String>,
 }
 
 impl Builder {
+    /// The history on this PostgreSQL instead of an SQLite file.
+    pub fn postgres(self, pg: &super::postgres::Postgres) -> Builder {
+        Builder {
+            storage: Some(pg.storage_yaml()),
+            ..self
+        }
+    }
+
+    /// Another replica guarding `of`'s simulator, with a directory of its own.
+    pub async fn spawn_replica(self, of: &TestApp) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollbackd.yaml");
+        std::fs::write(&path, self.yaml(&of.sim.url)).unwrap();
+        let daemon = Daemon::start(&path, self.environment).await;
+        Replica {
+            api: Api::new(&daemon.url),
+            _daemon: daemon,
+            _dir: dir,
+        }
+    }
+
     /// How the simulator behaves (steady unless set).
     pub fn scenario(self, scenario: Scenario) -> Builder {
         Builder { scenario, ..self }
@@ -130,13 +152,15 @@ impl Builder {
     pub fn yaml(&self, target_url: &str) -> String {
         let mut y = format!(
             r#"listen: "127.0.0.1:0"
-storage: {{ path: history.db }}
-target: {{ url: "{target_url}", timeout: {}, retries: 2, retry_backoff: 20ms }}
+{}target: {{ url: "{target_url}", timeout: {}, retries: 2, retry_backoff: 20ms }}
 agents: {{ expected: 8 }}
 monitoring: {{ active_on_start: {}, poll_interval: {}, automatic_rollback: {} }}
 cooldown: 15m
 validation: {{ pass_score: 85, stability_window: {}, stability_interval: 100ms }}
 "#,
+            self.storage
+                .as_deref()
+                .unwrap_or("storage: { path: history.db }\n"),
             self.timeout,
             self.active_on_start,
             self.poll_interval,
@@ -236,6 +260,7 @@ impl TestApp {
             unreachable_target: false,
             history: None,
             slow_target_ms: None,
+            storage: None,
         }
     }
 
@@ -293,6 +318,26 @@ impl TestApp {
             sim: self.sim,
             dir: self.dir,
         }
+    }
+}
+
+/// A second (third, ...) replica of a daemon, on the same simulator and database.
+pub struct Replica {
+    api: Api,
+    _daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+impl Deref for Replica {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Replica {
+    pub fn api(&self) -> Api {
+        self.api.clone()
     }
 }
 

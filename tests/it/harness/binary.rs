@@ -163,3 +163,51 @@ impl Out {
         serde_json::from_str(&self.stdout).expect("--json prints JSON")
     }
 }
+
+/// `rollbackd serve` as a process of its own on `config`, at a free loopback address: a
+/// replica that can be killed with SIGKILL. Killed when dropped.
+pub struct ProcessReplica {
+    pub api: Api,
+    child: tokio::process::Child,
+}
+
+impl ProcessReplica {
+    /// Starts it and waits until `/-/ready` answers 200 (its database session is up).
+    pub async fn start(config: &std::path::Path) -> ProcessReplica {
+        let listen = loopback_addr();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", &listen])
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let api = Api::new(&format!("http://{listen}"));
+        wait_until("the replica to be ready", START_LIMIT, || async {
+            let ready = api.try_send(Method::GET, "/-/ready", Body::Empty);
+            ready.await.ok().filter(|r| r.status == 200).map(|_| ())
+        })
+        .await;
+        ProcessReplica { api, child }
+    }
+
+    /// kill -9: no drain, no goodbye to the database.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
+    /// 1 when it leads, 0 when it follows; `None` when it does not answer.
+    pub async fn leader(&self) -> Option<f64> {
+        let r = self
+            .api
+            .try_send(Method::GET, "/metrics", Body::Empty)
+            .await
+            .ok()?;
+        r.text
+            .lines()
+            .find_map(|l| l.strip_prefix("rollbackd_leader "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}

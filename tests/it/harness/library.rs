@@ -409,3 +409,434 @@ fn rollback_request(trigger_type: TriggerType, reason: &str) -> EventRequest {
         target_parameters: Default::default(),
     }
 }
+
+/// Where a store suite runs: an SQLite file or a PostgreSQL database.
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Backend {
+    /// Opens the history (for PostgreSQL: a new replica's connection and session).
+    pub async fn open(&self) -> Store {
+        match self {
+            Backend::Sqlite(path) => Store::open(path).unwrap(),
+            Backend::Postgres(url) => Store::connect_postgres(&rollbackd::store::PostgresConfig {
+                url: url.clone(),
+                pool_size: 16,
+                statement_timeout: Duration::from_secs(5),
+            })
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// Runs one statement straight against the database, outside rollbackd.
+    async fn raw(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Backend::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute(sql, [])
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Backend::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(conn);
+                let r = client.batch_execute(sql).await.map_err(|e| {
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| e.to_string())
+                });
+                drop(client);
+                let _ = driver.await;
+                r
+            }
+        }
+    }
+}
+
+fn suite_event(id: &str, status: EventStatus) -> Event {
+    Event::new(
+        id.into(),
+        rollback_request(TriggerType::Manual, "suite"),
+        chrono::Utc::now(),
+        status,
+    )
+}
+
+fn suite_alert(fp: &str, status: &str) -> rollbackd::store::AlertRecord {
+    rollbackd::store::AlertRecord {
+        fingerprint: fp.into(),
+        starts_at: "2026-11-23T10:00:00Z".into(),
+        status: status.into(),
+        alertname: "X".into(),
+        labels: Default::default(),
+        requests_rollback: true,
+        received_at: chrono::Utc::now(),
+    }
+}
+
+/// The store suite, the same checks on every backend. Each panics on the first difference.
+pub mod suite {
+    use super::*;
+    use rollbackd::store::{EventQuery, StoreError};
+
+    /// Events move only forward through the life cycle, page newest first, and survive a
+    /// reopen; unfinished ones are found again.
+    pub async fn life_cycle(b: &Backend) {
+        let none = TransitionDetail::default;
+        {
+            let s = b.open().await;
+            assert_eq!(
+                s.insert_event(&suite_event("a", EventStatus::Pending), none())
+                    .await
+                    .unwrap(),
+                None
+            );
+            s.transition("a", EventStatus::Executing, none())
+                .await
+                .unwrap();
+            let bad = s
+                .transition("a", EventStatus::Completed, none())
+                .await
+                .unwrap_err();
+            assert!(
+                bad.to_string()
+                    .contains("cannot move from executing to completed"),
+                "{bad}"
+            );
+            s.transition("a", EventStatus::Validating, none())
+                .await
+                .unwrap();
+            let done = TransitionDetail {
+                validation_score: Some(100.0),
+                ..none()
+            };
+            s.transition("a", EventStatus::Completed, done)
+                .await
+                .unwrap();
+            assert!(s
+                .transition("a", EventStatus::Failed, none())
+                .await
+                .is_err());
+            let cooldown = TransitionDetail {
+                suppressed_reason: Some("cooldown".into()),
+                ..none()
+            };
+            s.insert_event(&suite_event("b", EventStatus::Suppressed), cooldown)
+                .await
+                .unwrap();
+            s.insert_event(&suite_event("c", EventStatus::Pending), none())
+                .await
+                .unwrap();
+            s.close();
+        }
+        let s = b.open().await;
+        let a = s.get_event("a").await.unwrap().unwrap();
+        assert_eq!(a.status, EventStatus::Completed);
+        assert_eq!(a.validation_score, Some(100.0));
+        assert_eq!(a.transitions.as_ref().unwrap().len(), 4);
+        let all = s
+            .list_events(EventQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a"]);
+        let page = s
+            .list_events(EventQuery {
+                limit: 10,
+                before: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert!(matches!(
+            s.list_events(EventQuery {
+                limit: 1,
+                before: Some("nope".into()),
+                ..Default::default()
+            })
+            .await,
+            Err(StoreError::UnknownCursor(_))
+        ));
+        let unfinished = s.unfinished_events().await.unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].id, "c");
+        assert_eq!(s.last_executed().await.unwrap().unwrap().id, "c");
+        assert_eq!(s.in_flight().await.unwrap().as_deref(), Some("c"));
+        // A new replica (or a restart) finds it orphaned once its owner is gone.
+        let orphans = wait_for_orphans(&s, 1).await;
+        assert_eq!(orphans[0].id, "c");
+        assert!(s.adopt("c").await.unwrap());
+        s.transition("c", EventStatus::Failed, none())
+            .await
+            .unwrap();
+        assert_eq!(s.in_flight().await.unwrap(), None);
+        s.close();
+    }
+
+    async fn wait_for_orphans(s: &Store, n: usize) -> Vec<Event> {
+        super::super::wait::wait_until(
+            "the unfinished events to be found orphaned",
+            Duration::from_secs(10),
+            || async {
+                let v = s.orphaned_events().await.unwrap();
+                (v.len() == n).then_some(v)
+            },
+        )
+        .await
+    }
+
+    /// The database itself refuses to change or delete a history record.
+    pub async fn append_only(b: &Backend) {
+        let s = b.open().await;
+        s.insert_event(
+            &suite_event("a", EventStatus::Suppressed),
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        s.record_delivery(vec![suite_alert("f", "firing")], None)
+            .await
+            .unwrap();
+        s.record_audit(rollbackd::store::AuditRecord {
+            id: 0,
+            at: chrono::Utc::now(),
+            kind: "arming".into(),
+            actor: "ops".into(),
+            reason: "suite".into(),
+            from: Value::Null,
+            to: Value::Null,
+        })
+        .await
+        .unwrap();
+        for sql in [
+            "UPDATE rollback_events SET body = '{}'",
+            "DELETE FROM rollback_events",
+            "UPDATE rollback_transitions SET status = 'completed'",
+            "DELETE FROM rollback_transitions",
+            "DELETE FROM webhook_alerts",
+            "UPDATE webhook_alerts SET status = 'x'",
+            "UPDATE audit_log SET kind = 'x'",
+            "DELETE FROM audit_log",
+        ] {
+            let e = b.raw(sql).await.unwrap_err();
+            assert!(e.contains("append-only"), "{sql}: {e}");
+        }
+        if let Backend::Postgres(_) = b {
+            let e = b.raw("TRUNCATE rollback_events CASCADE").await.unwrap_err();
+            assert!(e.contains("append-only"), "TRUNCATE: {e}");
+        }
+        assert!(s.get_event("a").await.unwrap().is_some());
+        s.close();
+    }
+
+    /// Concurrent deliveries of one alert: one is new, and only it records its rollback event.
+    pub async fn deduplicates_deliveries(b: &Backend) {
+        let s = b.open().await;
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let ev = suite_event(&format!("ev{i}"), EventStatus::Pending);
+                s.record_delivery(
+                    vec![suite_alert("f1", "firing")],
+                    Some((&ev, TransitionDetail::default())),
+                )
+                .await
+                .unwrap()
+            }));
+        }
+        let mut new = 0;
+        let mut recorded = 0;
+        for t in tasks {
+            let d = t.await.unwrap();
+            new += d.new[0] as u32;
+            recorded += d.event_recorded as u32;
+        }
+        assert_eq!((new, recorded), (1, 1), "one of 50 deliveries is new");
+        let events = s
+            .list_events(EventQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        let d = s
+            .record_delivery(
+                vec![suite_alert("f1", "resolved"), suite_alert("f2", "firing")],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.new, vec![true, true]);
+        assert_eq!(s.alert_keys(10).await.unwrap().len(), 3);
+        s.close();
+    }
+
+    /// Many pending events at once: the database admits exactly one to the execution slot; the
+    /// others are recorded as suppressed (in_progress) naming it. Its end frees the slot.
+    pub async fn one_in_flight(b: &Backend) {
+        let s = b.open().await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = format!("p{i}");
+                let held = s
+                    .insert_event(
+                        &suite_event(&id, EventStatus::Pending),
+                        TransitionDetail::default(),
+                    )
+                    .await
+                    .unwrap();
+                (id, held)
+            }));
+        }
+        let mut admitted = Vec::new();
+        let mut holders = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (id, None) => admitted.push(id),
+                (_, Some(h)) => holders.push(h),
+            }
+        }
+        assert_eq!(admitted.len(), 1, "exactly one admitted: {admitted:?}");
+        assert!(holders.iter().all(|h| *h == admitted[0]));
+        let suppressed = s
+            .list_events(EventQuery {
+                limit: 100,
+                status: Some(EventStatus::Suppressed),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(suppressed.len(), 39);
+        assert!(suppressed
+            .iter()
+            .all(|e| e.suppressed_reason.as_deref() == Some("in_progress")));
+        let winner = &admitted[0];
+        s.transition(winner, EventStatus::Executing, Default::default())
+            .await
+            .unwrap();
+        s.transition(winner, EventStatus::Failed, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.insert_event(
+                &suite_event("next", EventStatus::Pending),
+                TransitionDetail::default()
+            )
+            .await
+            .unwrap(),
+            None,
+            "the slot is free again"
+        );
+        s.close();
+    }
+
+    /// A later review supersedes an earlier one; both stay.
+    pub async fn reviews(b: &Backend) {
+        let s = b.open().await;
+        s.insert_event(
+            &suite_event("done", EventStatus::Suppressed),
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        let review = |verdict, reviewer: &str| Review {
+            id: 0,
+            event_id: "done".into(),
+            verdict,
+            note: None,
+            ticket_url: None,
+            reviewer: reviewer.into(),
+            reviewed_at: chrono::Utc::now(),
+            supersedes: None,
+            superseded_by: None,
+        };
+        let first = s
+            .record_review(review(Verdict::TruePositive, "ops"))
+            .await
+            .unwrap();
+        let second = s
+            .record_review(review(Verdict::FalsePositive, "boss"))
+            .await
+            .unwrap();
+        assert_eq!(second.supersedes, Some(first.id));
+        let done = s.get_event("done").await.unwrap().unwrap();
+        assert_eq!(done.review.unwrap().id, second.id);
+        let all = done.reviews.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].superseded_by, Some(second.id));
+        let current = s
+            .list_reviews(rollbackd::store::ReviewQuery {
+                limit: 10,
+                current_only: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(current.len(), 1);
+        let e = s
+            .record_review(Review {
+                event_id: "nope".into(),
+                ..review(Verdict::Drill, "ops")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "no rollback event with id \"nope\"");
+        s.close();
+    }
+
+    /// PostgreSQL's fencing: an event adopted from a lost replica cannot be moved by it again,
+    /// and a live owner's event is nobody's to adopt.
+    pub async fn fencing(url: &str) {
+        let b = Backend::Postgres(url.into());
+        let a = b.open().await;
+        let other = b.open().await;
+        a.insert_event(
+            &suite_event("x", EventStatus::Pending),
+            TransitionDetail::default(),
+        )
+        .await
+        .unwrap();
+        wait_until_connected(&a).await;
+        assert!(other.orphaned_events().await.unwrap().is_empty());
+        assert!(!other.adopt("x").await.unwrap(), "its owner lives");
+        // The owner's process goes; its session's locks go with it.
+        let stale = a.clone();
+        a.close();
+        wait_for_orphans(&other, 1).await;
+        assert!(other.adopt("x").await.unwrap());
+        let _ = stale;
+        let again = b.open().await;
+        let refused = again
+            .transition("x", EventStatus::Executing, Default::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::NotOwner { .. }), "{refused}");
+        other
+            .transition("x", EventStatus::Failed, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(other.in_flight().await.unwrap(), None);
+        other.close();
+        again.close();
+    }
+
+    async fn wait_until_connected(s: &Store) {
+        super::super::wait::wait_until("the session", Duration::from_secs(10), || async {
+            s.is_reachable().then_some(())
+        })
+        .await;
+    }
+}

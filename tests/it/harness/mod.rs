@@ -14,6 +14,7 @@ pub mod library;
 pub mod mail;
 pub mod metric_docs;
 pub mod metrics;
+pub mod postgres;
 pub mod promql;
 pub mod stack;
 pub mod stream;

@@ -1,0 +1,351 @@
+//! Two replicas on one real PostgreSQL: one leader, one history, exactly one rollback however
+//! the alerts are spread, a leader killed mid-rollback, the database restarted under them.
+
+use crate::harness::api::Api;
+use crate::harness::binary::ProcessReplica;
+use crate::harness::library::TestSim;
+use crate::harness::postgres::Postgres;
+use crate::harness::{alert, condition, delivery, wait_until, Scenario, TestApp};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const UNLIMITED: &str = "limits: { write_requests_per_minute: 0 }\n";
+
+async fn leader(api: &Api) -> Option<f64> {
+    api.metric("rollbackd_leader", &[]).await
+}
+
+/// Waits until exactly one of `apis` leads; returns its index.
+async fn one_leader(apis: &[&Api]) -> usize {
+    wait_until("exactly one replica to lead", LIMIT, || async {
+        let mut flags = Vec::new();
+        for a in apis {
+            flags.push(leader(a).await?);
+        }
+        (flags.iter().sum::<f64>() == 1.0).then(|| flags.iter().position(|f| *f == 1.0).unwrap())
+    })
+    .await
+}
+
+fn is_final(e: &Value) -> bool {
+    matches!(
+        e["status"].as_str(),
+        Some("completed" | "failed" | "suppressed" | "dry_run")
+    )
+}
+
+/// Sends every delivery, `concurrency` at a time, alternating between the replicas; returns
+/// the answers' statuses.
+async fn spread(apis: &[Api], deliveries: Vec<Value>, concurrency: usize) -> Vec<u16> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = Vec::new();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let api = apis[i % apis.len()].clone();
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let status = api.webhook(&d).await.status;
+            drop(permit);
+            status
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_history_with_exactly_one_leader() {
+    let pg = Postgres::start();
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .spawn_replica(&a)
+        .await;
+    let (aa, ba) = (a.api(), b.api());
+    let lead = one_leader(&[&aa, &ba]).await;
+    for api in [&aa, &ba] {
+        assert_eq!(api.get("/-/ready").await.status, 200);
+        assert_eq!(api.metric("rollbackd_database_up", &[]).await, Some(1.0));
+    }
+    let (leader_api, follower) = if lead == 0 { (&aa, &ba) } else { (&ba, &aa) };
+    assert_eq!(
+        leader_api
+            .metric("rollbackd_leadership_changes_total", &[])
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        follower
+            .metric("rollbackd_leadership_changes_total", &[])
+            .await,
+        Some(0.0)
+    );
+    // A person's rollback on the follower runs there, through the database's one slot.
+    let event = follower.rollback("asked on the follower").await.ok();
+    assert_eq!(event["status"], "completed", "{event}");
+    let id = event["id"].as_str().unwrap().to_string();
+    // The leader learns of it from the database's notice: its status page names it.
+    wait_until("the leader to learn of the event", LIMIT, || async {
+        let s = leader_api.status().await.json;
+        (s["last_event"]["id"] == id.as_str() && s["last_event"]["status"] == "completed")
+            .then_some(())
+    })
+    .await;
+    let on_leader = leader_api.rollback_by_id(&id).await.ok();
+    assert_eq!(on_leader["status"], "completed");
+    assert_eq!(a.sim.switches().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_duplicate_deliveries_over_both_replicas_give_one_rollback() {
+    let pg = Postgres::start();
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_replica(&a)
+        .await;
+    one_leader(&[&a.api(), &b.api()]).await;
+    let d = delivery(alert(
+        "WalkForwardStabilityCritical",
+        "firing",
+        "fp-dup",
+        true,
+    ));
+    let statuses = spread(&[a.api(), b.api()], vec![d; 1000], 32).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let events = wait_until("the one rollback to finish", LIMIT, || async {
+        let v = a.events("").await;
+        v.iter().all(is_final).then_some(v)
+    })
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["status"], "completed");
+    assert_eq!(b.events("").await.len(), 1);
+    assert_eq!(a.sim.switches().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_distinct_critical_alerts_on_both_replicas_give_one_rollback_in_flight() {
+    let pg = Postgres::start();
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_replica(&a)
+        .await;
+    one_leader(&[&a.api(), &b.api()]).await;
+    // A slow target keeps the rollback in flight while the alerts land.
+    a.sim.set_delay_ms(300).await;
+    let deliveries = (0..200)
+        .map(|i| {
+            delivery(alert(
+                "WalkForwardStabilityCritical",
+                "firing",
+                &format!("fp-{i}"),
+                true,
+            ))
+        })
+        .collect();
+    let statuses = spread(&[a.api(), b.api()], deliveries, 32).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let events = wait_until("all 200 events to be final", LIMIT, || async {
+        let v = a.events("").await;
+        (v.len() == 200 && v.iter().all(is_final)).then_some(v)
+    })
+    .await;
+    let executed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["status"] != "suppressed")
+        .collect();
+    assert_eq!(executed.len(), 1, "exactly one executed: {executed:?}");
+    assert_eq!(executed[0]["status"], "completed");
+    let reasons: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e["suppressed_reason"].as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| ["in_progress", "already_rolled_back", "cooldown"].contains(r)),
+        "{reasons:?}"
+    );
+    assert_eq!(a.sim.switches().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_killed_mid_rollback_is_replaced_and_the_event_finished_once() {
+    let pg = Postgres::start();
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rollbackd.yaml");
+    let yaml = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .timeout("5s")
+        .append_yaml(UNLIMITED)
+        .yaml(&sim.url);
+    std::fs::write(&config, yaml).unwrap();
+    let mut first = ProcessReplica::start(&config).await;
+    wait_until("the first replica to lead", LIMIT, || async {
+        (first.leader().await? == 1.0).then_some(())
+    })
+    .await;
+    let second = ProcessReplica::start(&config).await;
+    assert_eq!(second.leader().await, Some(0.0));
+    sim.set_delay_ms(1500).await;
+    let api = first.api.clone();
+    let asked = tokio::spawn(async move {
+        api.try_send(
+            reqwest::Method::POST,
+            "/api/v1/rollback",
+            crate::harness::Body::Json(&json!({ "reason": "killed mid-rollback" })),
+        )
+        .await
+    });
+    let id = wait_until("the switch to reach the target", LIMIT, || async {
+        Some(sim.switches().first()?["event_id"].as_str()?.to_string())
+    })
+    .await;
+    first.kill9().await;
+    assert!(
+        asked.await.unwrap().is_err(),
+        "the killed leader never answered"
+    );
+    wait_until("the standby to lead", LIMIT, || async {
+        (second.leader().await? == 1.0).then_some(())
+    })
+    .await;
+    sim.set_delay_ms(0).await;
+    let event = wait_until("the interrupted event to be finished", LIMIT, || async {
+        let e = second.api.rollback_by_id(&id).await.json;
+        is_final(&e).then_some(e)
+    })
+    .await;
+    assert_eq!(event["status"], "completed", "{event}");
+    let finals: Vec<&Value> = event["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| is_final(t))
+        .collect();
+    assert_eq!(finals.len(), 1, "finished exactly once: {event}");
+    assert_eq!(sim.switches().len(), 1);
+    // The new leader keeps watching the target.
+    wait_until("the new leader to read the target", LIMIT, || async {
+        let s = second.api.status().await.json;
+        (s["target"]["up"] == true && s["mode"] == "universal_cycle_4").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_loses_nothing_doubles_nothing_and_a_breach_waits_for_a_leader() {
+    let pg = Postgres::start();
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .append_yaml(UNLIMITED)
+        .spawn_replica(&a)
+        .await;
+    let (aa, ba) = (a.api(), b.api());
+    one_leader(&[&aa, &ba]).await;
+    // Recorded before the restart (a dry run: no cooldown for the breach to come).
+    let before = aa.dry_run("before the restart").await.ok();
+    assert_eq!(before["status"], "dry_run");
+
+    pg.down();
+    for api in [&aa, &ba] {
+        wait_until("readiness to say the database is gone", LIMIT, || async {
+            let r = api.get("/-/ready").await;
+            let up = api.metric("rollbackd_database_up", &[]).await?;
+            (r.status == 503 && up == 0.0 && leader(api).await? == 0.0).then_some(())
+        })
+        .await;
+    }
+    // A critical breach with no database: seen by both, acted on by neither (no record, no
+    // rollback); an Alertmanager delivery is refused so Alertmanager retries it.
+    let switches = a.sim.switches().len();
+    a.sim
+        .set_metrics(json!({"walk_forward_stability": 30.0}))
+        .await;
+    for api in [&aa, &ba] {
+        wait_until("the breach to be seen", LIMIT, || async {
+            let t = api.triggers().await.json;
+            (condition(&t, "walk_forward_stability")["status"] == "critical").then_some(())
+        })
+        .await;
+    }
+    let refused = ba
+        .webhook(&delivery(alert(
+            "WalkForwardStabilityCritical",
+            "firing",
+            "fp-down",
+            true,
+        )))
+        .await;
+    assert_ne!(refused.status, 200, "{}", refused.text);
+    assert_eq!(a.sim.switches().len(), switches, "nothing ran unrecorded");
+
+    pg.up();
+    one_leader(&[&aa, &ba]).await;
+    let events = wait_until("the breach to be rolled back once", LIMIT, || async {
+        let v = aa.events("").await;
+        let done = v
+            .iter()
+            .any(|e| e["trigger_type"] == "watchdog" && e["status"] == "completed");
+        (done && v.iter().all(is_final)).then_some(v)
+    })
+    .await;
+    assert_eq!(a.sim.switches().len(), switches + 1);
+    let watchdog: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["trigger_type"] == "watchdog" && e["status"] != "suppressed")
+        .collect();
+    assert_eq!(watchdog.len(), 1, "{watchdog:?}");
+    // Alertmanager's retry lands now; what was recorded before the restart is all there.
+    assert_eq!(
+        ba.webhook(&delivery(alert(
+            "WalkForwardStabilityCritical",
+            "firing",
+            "fp-down",
+            true
+        )))
+        .await
+        .status,
+        200
+    );
+    let ids: std::collections::BTreeSet<String> = aa
+        .events("")
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.contains(before["id"].as_str().unwrap()));
+    assert_eq!(
+        ids.len(),
+        ba.events("").await.len(),
+        "both read one history"
+    );
+}
