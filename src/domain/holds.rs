@@ -111,7 +111,6 @@ impl CronExpr {
 // from the config: boxing it would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum When {
     Once {
         start: DateTime<Utc>,
