@@ -11,6 +11,7 @@ use crate::harness::files::{read, repo};
 use crate::harness::library::{seed_reviewed_history, shipped_rule_files};
 use crate::harness::metrics::Metrics;
 use crate::harness::*;
+use rollbackd::domain::review::{Comparison, Measure, CRITERIA};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -531,6 +532,83 @@ async fn rates_are_exact_from_a_seeded_history_and_survive_a_restart() {
     app.stop().await;
 }
 
+/// What changes from run to run, replaced by its kind: times (`[time]`), generated event ids
+/// (`[uuid]`), measured durations (`[seconds]`, `[ms]`), and the counts inside texts built from
+/// them (the stability watch's looks, a median). Everything else is kept.
+fn redacted(v: &Value) -> Value {
+    fn text(key: &str, s: &str) -> Value {
+        if s.parse::<chrono::DateTime<chrono::Utc>>().is_ok() {
+            return json!("[time]");
+        }
+        if uuid::Uuid::parse_str(s).is_ok() {
+            return json!("[uuid]");
+        }
+        let counted = |s: &str, before: &str, after: &str| -> String {
+            match s.split_once(before) {
+                Some((head, tail)) => match tail.split_once(after) {
+                    Some((_, rest)) => format!("{head}{before}[n]{after}{rest}"),
+                    None => s.to_string(),
+                },
+                None => s.to_string(),
+            }
+        };
+        match key {
+            "note" if s.starts_with("stable through") => json!(counted(s, "(", " looks")),
+            "basis" => json!(counted(s, "median ", " s")),
+            _ => json!(s),
+        }
+    }
+    fn walk(key: &str, v: &Value, seconds_line: bool) -> Value {
+        match v {
+            Value::Object(m) => {
+                let seconds = m.get("unit") == Some(&json!("seconds"));
+                Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), walk(k, v, seconds)))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|v| walk(key, v, false)).collect()),
+            Value::String(s) => text(key, s),
+            Value::Number(_) if key.ends_with("_seconds") => json!("[seconds]"),
+            Value::Number(_) if key.ends_with("_ms") => json!("[ms]"),
+            Value::Number(_) if seconds_line && key == "value" => json!("[seconds]"),
+            other => other.clone(),
+        }
+    }
+    walk("", v, false)
+}
+
+/// The report's JSON shape is documented as stable (docs/api.md, "Report"): over a seeded
+/// history plus a completed, reviewed rollback and a dry run, every key and every value that
+/// does not vary from run to run is locked by the snapshot.
+#[tokio::test]
+async fn the_json_report_keeps_its_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_reviewed_history(&dir.path().join("history.db")).await;
+    let app = auth().history(dir).spawn_polled().await;
+    let ops = app.with_token(OPS_TOKEN);
+    let a = ops.rollback("drawdown spike on desk 3").await.ok();
+    let id = a["id"].as_str().unwrap();
+    app.wait_stability(id).await;
+    let r = ops
+        .review(
+            id,
+            &json!({"verdict": "true_positive", "note": "real: desk 3 lost 5.2 %",
+                    "ticket_url": "https://tickets.example.org/INC-42"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let c = ops.dry_run("monthly drill").await.ok();
+    let r = ops
+        .review(c["id"].as_str().unwrap(), &json!({"verdict": "drill"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let report = app.report("since=30d").await.ok();
+    insta::assert_json_snapshot!("report_json", redacted(&report));
+}
+
 // ---- the CLI on the real binary -------------------------------------------------------------
 
 #[tokio::test]
@@ -783,14 +861,34 @@ fn the_slo_dashboard_and_the_alerts_read_the_review_rates() {
         .collect();
     assert_eq!(steps, [0.02, 0.05]);
     let rules = read("alerting/rules/reviews.yml");
-    for expr in [
-        "rollback_false_positive_rate{window=\"30d\"} > 0.05",
-        "(time() - rollback_unreviewed_oldest_timestamp_seconds) > 86400",
-        "recovery_validation_success_rate{window=\"30d\"} < 0.90",
+    assert!(
+        rules.contains("expr: (time() - rollback_unreviewed_oldest_timestamp_seconds) > 86400"),
+        "reviews.yml lacks the unreviewed alert"
+    );
+    // One reading of the seed's bounds: each rate alert fires exactly when the report judges
+    // its limit NOT met, so its comparison is the complement of the criterion's, at the same
+    // bound (at the bound itself both say "not met").
+    for (measure, series) in [
+        (
+            Measure::FalsePositiveRate,
+            "rollback_false_positive_rate{window=\"30d\"}",
+        ),
+        (
+            Measure::RecoveryValidationSuccess,
+            "recovery_validation_success_rate{window=\"30d\"}",
+        ),
     ] {
+        let c = CRITERIA.iter().find(|c| c.measure == measure).unwrap();
+        let not_met = match c.comparison {
+            Comparison::Below => ">=",
+            Comparison::Above => "<=",
+            Comparison::AtLeast => "<",
+        };
+        let expr = format!("expr: {series} {not_met} {:.2}", c.limit);
+        assert!(rules.contains(&expr), "reviews.yml lacks {expr}");
         assert!(
-            rules.contains(&format!("expr: {expr}")),
-            "reviews.yml lacks {expr}"
+            !c.comparison.met(c.limit, c.limit),
+            "{measure:?} at its bound"
         );
     }
     assert!(

@@ -426,6 +426,81 @@ fn comparisons_are_strict_where_the_seed_says_so() {
     );
 }
 
+/// Episodes an hour apart from the start of the month: `true_positives` executed and
+/// validated true positives, then `false_positives` suppressed false positives, then
+/// `failed` executed true positives whose validation failed.
+fn month_of(true_positives: u32, false_positives: u32, failed: u32) -> Vec<Episode> {
+    let at = |n: u32| (t(FROM) + Duration::hours(n.into())).to_rfc3339();
+    let mut eps = Vec::new();
+    for n in 0..true_positives + false_positives + failed {
+        let (kind, verdict, validated) = if n < true_positives {
+            (EpisodeKind::Executed, Verdict::TruePositive, Some(true))
+        } else if n < true_positives + false_positives {
+            (EpisodeKind::Suppressed, Verdict::FalsePositive, None)
+        } else {
+            (EpisodeKind::Executed, Verdict::TruePositive, Some(false))
+        };
+        eps.push(ep(&at(n), kind, Some(verdict), validated));
+    }
+    eps
+}
+
+fn judged(eps: &[Episode], measure: Measure) -> Judged {
+    let r = rates(eps, &[], t(FROM), t(TO));
+    judge_all(&r)
+        .into_iter()
+        .find(|j| j.criterion.measure == measure)
+        .unwrap()
+}
+
+/// The seed's "< 5 %" and "max 1 false trigger per 20 monitoring cycles" are one bound: exactly
+/// 1 false trigger in 20 reviewed is 5 % and does not meet it; 1 in 21 does. Its "> 90 %"
+/// validation success: exactly 9 of 10 (90 %) does not meet it; 10 of 11 does. The alert
+/// rules fire exactly when the limit is not met (`>= 0.05`, `<= 0.90`).
+#[test]
+fn the_seeds_limits_at_their_exact_boundary() {
+    let fp = judged(&month_of(19, 1, 0), Measure::FalsePositiveRate);
+    assert_eq!(fp.value, Some(0.05), "1 false trigger in 20 reviewed");
+    assert_eq!(
+        (fp.limit_met, fp.target_met),
+        (Some(false), Some(false)),
+        "exactly 5 % is not < 5 %"
+    );
+    let fp = judged(&month_of(20, 1, 0), Measure::FalsePositiveRate);
+    assert_eq!(fp.value, Some(1.0 / 21.0));
+    assert_eq!(
+        (fp.limit_met, fp.target_met),
+        (Some(true), Some(false)),
+        "1 in 21 (4.8 %) is within the limit, not the 2 % target"
+    );
+    let fp = judged(&month_of(50, 1, 0), Measure::FalsePositiveRate);
+    assert_eq!(fp.value, Some(1.0 / 51.0));
+    assert_eq!((fp.limit_met, fp.target_met), (Some(true), Some(true)));
+
+    let v = judged(&month_of(9, 0, 1), Measure::RecoveryValidationSuccess);
+    assert_eq!(v.value, Some(0.9), "9 of 10 validated");
+    assert_eq!(
+        (v.limit_met, v.target_met),
+        (Some(false), Some(false)),
+        "exactly 90 % is not > 90 %"
+    );
+    let v = judged(&month_of(10, 0, 1), Measure::RecoveryValidationSuccess);
+    assert_eq!(v.value, Some(10.0 / 11.0));
+    assert_eq!((v.limit_met, v.target_met), (Some(true), Some(false)));
+    let v = judged(&month_of(19, 0, 1), Measure::RecoveryValidationSuccess);
+    assert_eq!(v.value, Some(0.95));
+    assert_eq!(
+        (v.limit_met, v.target_met),
+        (Some(true), Some(false)),
+        "exactly 95 % is not > 95 %"
+    );
+
+    // The values at the bound are the very numbers Prometheus compares with the rules'
+    // literals: 1/20 and 9/10 as f64 are 0.05 and 0.90.
+    assert_eq!(1.0_f64 / 20.0, 0.05);
+    assert_eq!(9.0_f64 / 10.0, 0.90);
+}
+
 fn any_episode() -> impl Strategy<Value = Episode> {
     let kind = prop_oneof![
         Just(EpisodeKind::Executed),
