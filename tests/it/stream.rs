@@ -46,6 +46,36 @@ async fn stream_sends_state_first_then_rollback_progress_and_the_validation() {
     assert_eq!(v["score"], 100.0);
 }
 
+/// A missed degradation an operator records is one `missed_degradation` message, the record
+/// exactly as stored and answered.
+#[tokio::test]
+async fn stream_sends_a_recorded_missed_degradation_as_it_was_stored() {
+    let app = TestApp::builder().manual().auth().spawn_polled().await;
+    let mut ws = app.stream().await;
+    assert_eq!(ws.next_json().await["type"], "status");
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "from": (now - chrono::Duration::hours(3)).to_rfc3339(),
+        "to": (now - chrono::Duration::hours(2)).to_rfc3339(),
+        "conditions": ["max_drawdown", "consecutive_losses"],
+        "note": "losses piled up between polls, below the thresholds",
+    });
+    let r = app.with_token(OPS_TOKEN).missed(&body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let streamed = ws.next_of("missed_degradation").await;
+    assert_eq!(streamed, r.json, "the stream carries the stored record");
+    assert_eq!(streamed["recorded_by"], "ops");
+    assert_eq!(
+        streamed["conditions"],
+        serde_json::json!(["max_drawdown", "consecutive_losses"])
+    );
+    let listed = app.list_missed("").await.ok();
+    assert_eq!(
+        listed["missed_degradations"][0]["id"], streamed["id"],
+        "{listed}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_idle_subscribers_do_not_hold_up_a_rollback() {
     let app = TestApp::builder().manual().spawn_polled().await;

@@ -85,6 +85,21 @@ impl TestSim {
             .collect()
     }
 
+    /// Every switch the trading system applied, oldest first, read over its own API
+    /// (`GET /v1/sim/switches`) as another process would.
+    pub async fn switches_over_http(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/v1/sim/switches", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["switches"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no switches list: {v}"))
+            .clone()
+    }
+
     /// Sets the health values it serves from now on, e.g. `{"max_drawdown": 5.5}`.
     pub async fn set_metrics(&self, values: Value) {
         self.put("/v1/sim/metrics", values).await;
