@@ -6,7 +6,7 @@ use crate::domain::holds::{AutomationMode, OnTimeout, Regime, Window, WindowKind
 use crate::domain::lifecycle::{Arming, PathState, TriggerType};
 use crate::store::{Event, MissedDegradation, Review, ValidationRun};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AgentsView {
@@ -76,7 +76,7 @@ pub struct UpcomingWindow {
 }
 
 /// An automatic trigger awaiting an operator's answer (confirm mode).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProposalView {
     pub id: String,
     pub trigger_type: TriggerType,
@@ -91,7 +91,7 @@ pub struct ProposalView {
 }
 
 /// A restore awaiting a second person's approval.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RestoreRequestView {
     pub id: String,
     pub requested_by: String,

@@ -216,6 +216,23 @@ pub(super) fn windows(
                 ))
             }
         };
+        // A scheduled window is bounded like an ad hoc one: a freeze that outlives its
+        // maximum cannot exist, whichever way it was made.
+        let (length, length_key) = match &when {
+            When::Once { start, end } => (*end - *start, key("end")),
+            When::Every { duration, .. } => (*duration, key("duration")),
+        };
+        let max = chrono::Duration::from_std(out.max_duration).expect("at most 7d");
+        if length > max {
+            return Err(at.err(
+                length_key,
+                format!(
+                    "the window lasts {}, longer than {section}.max_duration ({})",
+                    humantime::format_duration(length.to_std().unwrap_or_default()),
+                    humantime::format_duration(out.max_duration)
+                ),
+            ));
+        }
         let expected = match (kind, w.expected_healthy_agents) {
             (WindowKind::Maintenance, None) => {
                 return Err(at.err(
@@ -311,6 +328,15 @@ mod tests {
         assert_eq!(key, "maintenance.windows[0].expected_healthy_agents");
         let (key, _) = refused("automation: { mode: yolo }\n");
         assert_eq!(key, "automation.mode");
+        // Longer than the maximum (default 4h, or the one set): refused, naming the key.
+        let (key, msg) = refused("freezes:\n  windows:\n    - { name: fomc, start: \"2026-12-10T18:00:00Z\", end: \"2026-12-10T22:00:01Z\" }\n");
+        assert_eq!(key, "freezes.windows[0].end", "{msg}");
+        assert!(msg.contains("freezes.max_duration (4h)"), "{msg}");
+        let (key, msg) = refused("freezes:\n  max_duration: 1h\n  windows:\n    - { name: rel, cron: \"30 21 * * FRI\", duration: 90m }\n");
+        assert_eq!(key, "freezes.windows[0].duration", "{msg}");
+        let (key, _) = refused("maintenance:\n  windows:\n    - { name: patch, cron: \"0 6 * * SUN\", duration: 7d, expected_healthy_agents: 6 }\n");
+        assert_eq!(key, "maintenance.windows[0].duration");
+        load_text("freezes:\n  windows:\n    - { name: fomc, start: \"2026-12-10T18:00:00Z\", end: \"2026-12-10T22:00:00Z\" }\n", None).expect("exactly the maximum is allowed");
         let c = load_text("automation: { mode: confirm, on_timeout: lapse, restore_approval: two_person }\nfreezes:\n  max_duration: 2h\n  windows:\n    - { name: rel, cron: \"30 21 * * FRI\", duration: 30m }\n", None).unwrap();
         assert_eq!(c.freezes.scheduled.len(), 1);
         assert!(c.automation.restore_two_person);

@@ -270,7 +270,8 @@ pub enum Decision {
 }
 
 /// Who stands behind an automatic trigger's execution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Approval {
     /// Nobody yet: the automation mode decides.
     #[default]

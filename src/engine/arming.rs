@@ -6,7 +6,7 @@
 use super::{lock, Engine, EngineError};
 use crate::domain::lifecycle::{Arming, AutomaticPath};
 use crate::events::EngineEvent;
-use crate::store::AuditRecord;
+use crate::store::{AuditQuery, AuditRecord};
 use chrono::Utc;
 use serde_json::json;
 
@@ -33,6 +33,53 @@ impl Engine {
     pub async fn disarm_all(&self, actor: &str, reason: &str) -> Result<Arming, EngineError> {
         let all: Vec<_> = AutomaticPath::ALL.iter().map(|p| (*p, false)).collect();
         self.change_arming(&all, "disarm_all", actor, reason).await
+    }
+
+    /// Another replica armed or disarmed a path: the latest arming record in the shared
+    /// history is this replica's too (the config still says whether a path may act at all).
+    pub(super) async fn follow_arming(&self) -> Result<(), EngineError> {
+        let mut latest: Option<AuditRecord> = None;
+        for kind in ["arm", "disarm", "disarm_all"] {
+            let q = AuditQuery {
+                limit: 1,
+                before: None,
+                kind: Some(kind.into()),
+            };
+            if let Some(r) = self.0.store.list_audit(q).await?.into_iter().next() {
+                if latest.as_ref().is_none_or(|l| r.id > l.id) {
+                    latest = Some(r);
+                }
+            }
+        }
+        let Some(record) = latest else {
+            return Ok(());
+        };
+        let armed = |path: AutomaticPath| record.to[path.as_str()]["armed"].as_bool();
+        let (before, now) = {
+            let mut x = self.execution();
+            let before = x.guard.arming;
+            for path in AutomaticPath::ALL {
+                if let Some(a) = armed(path) {
+                    x.guard.arming.path_mut(path).armed = a;
+                }
+            }
+            (before, x.guard.arming)
+        };
+        if before == now {
+            return Ok(());
+        }
+        if !before.watchdog.armed && now.watchdog.armed {
+            lock(&self.0.watch).rearm();
+        }
+        tracing::warn!(
+            actor = %record.actor,
+            reason = %record.reason,
+            watchdog = now.watchdog.acts(),
+            alertmanager = now.alertmanager.acts(),
+            "arming changed on another replica"
+        );
+        self.emit(EngineEvent::ArmingChanged(now));
+        Ok(())
     }
 
     async fn change_arming(

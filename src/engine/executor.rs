@@ -36,8 +36,9 @@ impl Execution {
     }
 }
 
-/// Who asks for a rollback, and why.
-#[derive(Clone, Debug)]
+/// Who asks for a rollback, and why. Serialized into a proposal's audit record, so any
+/// replica can answer it (docs/ha.md).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RollbackRequest {
     pub trigger_type: TriggerType,
     pub source: String,

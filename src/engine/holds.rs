@@ -348,12 +348,16 @@ impl Engine {
                 + chrono::Duration::from_std(cfg.automation.confirm_timeout).expect("at most 24h"),
             on_timeout: cfg.automation.on_timeout,
         };
+        // The request goes with the proposal, so another replica can answer it or let it
+        // run out (the leader does).
+        let mut record = json!(view);
+        record["request"] = json!(request);
         self.audit(
             "proposal.created",
             &request.actor,
             &request.reason,
             Value::Null,
-            json!(view),
+            record,
         )
         .await?;
         self.hold().proposals.push(Pending {
@@ -707,21 +711,155 @@ impl Engine {
                 }
             }
         }
-        if let Some(last) = self.latest_of(&["automation.mode".into()]).await? {
-            let config_mode = self.0.base.load().automation.mode;
-            let recorded_config = last.to["config_mode"]
-                .as_str()
-                .and_then(AutomationMode::parse);
-            let runtime = last.to["mode"].as_str().and_then(AutomationMode::parse);
-            // A runtime choice holds until the config's own mode changes.
-            if let (Some(m), Some(c)) = (runtime, recorded_config) {
-                if c == config_mode {
-                    self.hold().mode = m;
-                }
-            }
+        if let Some(m) = self.recorded_mode().await? {
+            self.hold().mode = m;
         }
         // What was in force at the stop is in force again; scheduled windows are reported
         // at the first tick.
+        self.apply_holds();
+        Ok(())
+    }
+
+    /// The runtime mode in the history, if it still holds: a runtime choice holds until the
+    /// config's own mode changes.
+    async fn recorded_mode(&self) -> Result<Option<AutomationMode>, EngineError> {
+        let Some(last) = self.latest_of(&["automation.mode".into()]).await? else {
+            return Ok(None);
+        };
+        let config_mode = self.0.base.load().automation.mode;
+        let recorded_config = last.to["config_mode"]
+            .as_str()
+            .and_then(AutomationMode::parse);
+        let runtime = last.to["mode"].as_str().and_then(AutomationMode::parse);
+        Ok(runtime.filter(|_| recorded_config == Some(config_mode)))
+    }
+
+    /// The ad hoc window of `kind` the history says is in force now.
+    async fn recorded_window(&self, kind: WindowKind) -> Result<Option<Window>, EngineError> {
+        let kinds = [
+            format!("{kind}.start"),
+            format!("{kind}.end"),
+            format!("{kind}.expired"),
+        ];
+        let now = Utc::now();
+        Ok(self
+            .latest_of(&kinds)
+            .await?
+            .filter(|r| r.kind == kinds[0])
+            .and_then(|r| serde_json::from_value::<Window>(r.to).ok())
+            .filter(|w| w.end > now))
+    }
+
+    /// The regime the history says is in force now (one the config still defines).
+    async fn recorded_regime(&self) -> Result<Option<Regime>, EngineError> {
+        let kinds = ["regime.set", "regime.clear", "regime.expired"].map(String::from);
+        let now = Utc::now();
+        let known = |r: &Regime| self.0.base.load().regimes.contains_key(&r.name);
+        Ok(self
+            .latest_of(&kinds)
+            .await?
+            .filter(|r| r.kind == kinds[0])
+            .and_then(|r| serde_json::from_value::<Regime>(r.to).ok())
+            .filter(|r| r.until.is_none_or(|u| u > now) && known(r)))
+    }
+
+    /// The records of `opened` that none of `closing` has answered yet (matched on the
+    /// opened record's `to.id` and the closing record's `from.id`), oldest first.
+    async fn still_open(
+        &self,
+        opened: &str,
+        closing: &[&str],
+    ) -> Result<Vec<AuditRecord>, EngineError> {
+        let recent = |kind: &str| AuditQuery {
+            limit: 100,
+            before: None,
+            kind: Some(kind.to_owned()),
+        };
+        let mut answered = std::collections::HashSet::new();
+        for kind in closing {
+            for r in self.0.store.list_audit(recent(kind)).await? {
+                if let Some(id) = r.from["id"].as_str() {
+                    answered.insert(id.to_owned());
+                }
+            }
+        }
+        let mut open: Vec<AuditRecord> = self
+            .0
+            .store
+            .list_audit(recent(opened))
+            .await?
+            .into_iter()
+            .filter(|r| r.to["id"].as_str().is_some_and(|id| !answered.contains(id)))
+            .collect();
+        open.reverse();
+        Ok(open)
+    }
+
+    /// Another replica changed a hold: the ad hoc windows, the regime, the mode, the open
+    /// proposals and the restore requests are read back from the shared history, so every
+    /// replica decides alike whichever one a trigger reaches. Nothing is recorded here: the
+    /// replica that made the change did that.
+    pub(super) async fn follow_holds(&self) -> Result<(), EngineError> {
+        let mut windows = Vec::new();
+        for kind in WindowKind::ALL {
+            windows.push((kind, self.recorded_window(kind).await?));
+        }
+        let regime = self.recorded_regime().await?;
+        let mode = self.recorded_mode().await?;
+        let proposals: Vec<Pending> = self
+            .still_open(
+                "proposal.created",
+                &[
+                    "proposal.approved",
+                    "proposal.rejected",
+                    "proposal.proceeded",
+                    "proposal.lapsed",
+                ],
+            )
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let request = serde_json::from_value(r.to["request"].clone()).ok()?;
+                let view = serde_json::from_value(r.to).ok()?;
+                Some(Pending { view, request })
+            })
+            .collect();
+        let restores: Vec<RestoreRequestView> = self
+            .still_open(
+                "restore.requested",
+                &["restore.approved", "restore.expired"],
+            )
+            .await?
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.to).ok())
+            .collect();
+        let config_mode = self.0.base.load().automation.mode;
+        let was_observing = {
+            let mut h = self.hold();
+            for (kind, w) in windows {
+                match w {
+                    Some(w) if h.holds.adhoc(kind) != Some(&w) => {
+                        h.holds.start(w.clone());
+                        h.holds.mark_seen(&w);
+                    }
+                    Some(_) => {}
+                    None => {
+                        if h.holds.end(kind).is_some() {
+                            h.holds.forget_seen(kind);
+                        }
+                    }
+                }
+            }
+            h.holds.set_regime(regime);
+            h.proposals = proposals;
+            h.restores = restores;
+            let before = h.mode;
+            h.mode = mode.unwrap_or(config_mode);
+            before == AutomationMode::Observe && h.mode != AutomationMode::Observe
+        };
+        if was_observing {
+            lock(&self.0.watch).rearm();
+        }
         self.apply_holds();
         Ok(())
     }

@@ -239,6 +239,10 @@ impl Engine {
             .resume_holds()
             .await
             .context("reading back the freezes, windows and regime in force")?;
+        if engine.0.store.notices().is_some() {
+            // A replica joins the set as it is: arming, holds and proposals from the history.
+            engine.follow().await;
+        }
         engine.refresh_rates().await;
         engine.resume_operations().await?;
         let e = engine.clone();

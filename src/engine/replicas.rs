@@ -2,7 +2,9 @@
 //! leads; here the engine follows it: the leader finishes what a lost replica left unfinished
 //! and resumes the cooldown and the stability watch; a replica that stops leading ends its
 //! stability watch. Every replica learns of the others' events from the database's notices,
-//! for its status page, its stream and its cooldown. SQLite has none of this: one replica,
+//! for its status page, its stream and its cooldown, and of their audit records, so arming,
+//! freezes, maintenance windows, the regime, the mode, proposals and restore requests are the
+//! same on every replica whichever one an operator asked. SQLite has none of this: one replica,
 //! always the leader.
 
 use super::{lock, Engine};
@@ -46,6 +48,7 @@ impl Engine {
                 self.0.metrics.leadership_changed();
                 if now {
                     tracing::warn!("this replica leads");
+                    self.follow().await;
                     if let Err(e) = self.resume().await {
                         tracing::error!(error = %e, "the new leader could not read the history back; trying again");
                     }
@@ -71,14 +74,27 @@ impl Engine {
             };
             match notice {
                 Ok(Notice::Event(id)) => self.learn(&id).await,
+                Ok(Notice::Audit) => self.follow().await,
                 Ok(Notice::Reconnected) | Err(RecvError::Lagged(_)) => self.catch_up().await,
                 Err(RecvError::Closed) => return,
             }
         }
     }
 
-    /// After a reconnection (or notices lost): the latest events and the slot, read again.
+    /// Arming and holds as the shared history has them (another replica changed one).
+    pub(super) async fn follow(&self) {
+        if let Err(e) = self.follow_arming().await {
+            tracing::error!(error = %e, "another replica's arming could not be read");
+        }
+        if let Err(e) = self.follow_holds().await {
+            tracing::error!(error = %e, "another replica's holds could not be read");
+        }
+    }
+
+    /// After a reconnection (or notices lost): the latest events, the slot, the arming and
+    /// the holds, read again.
     async fn catch_up(&self) {
+        self.follow().await;
         let q = EventQuery {
             limit: 5,
             ..Default::default()

@@ -235,6 +235,9 @@ pub struct Delivery {
 pub enum Notice {
     /// An event was recorded or moved on by another replica.
     Event(String),
+    /// Another replica recorded an audit record: arming, a hold, the mode, a proposal or a
+    /// restore request changed, and every replica follows it.
+    Audit,
     /// The session to the database was (re)established: notices may have been missed.
     Reconnected,
 }

@@ -74,6 +74,8 @@ const LEADER_LOCK: (i32, i32) = (0x524c_4244, 1);
 const LIVE_CLASS: i32 = 0x524c_4245;
 /// The channel other replicas' writes are announced on.
 const CHANNEL: &str = "rollbackd_events";
+/// The notice's payload for an audit record (event ids are UUIDs, never this).
+const AUDIT_NOTICE: &str = "audit";
 /// How often the session proves itself (and a standby asks for the leader's lock).
 pub const HEARTBEAT: Duration = Duration::from_millis(200);
 /// A leader whose session has not answered for this long steps down. It is well under
@@ -665,7 +667,7 @@ impl PgStore {
                         &[&format_time(&rec.at), &rec.kind, &rec.actor, &to_json(&rec)],
                     )
                     .await?;
-                Ok((row.get(0), None))
+                Ok((row.get(0), Some(AUDIT_NOTICE.to_owned())))
             })
         })
         .await
@@ -886,7 +888,11 @@ async fn session(cfg: &tokio_postgres::Config, s: &Arc<Shared>) -> Result<()> {
                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
                     if let Some((origin, id)) = n.payload().split_once(':') {
                         if origin != me {
-                            let _ = notices.send(Notice::Event(id.to_owned()));
+                            let notice = match id {
+                                AUDIT_NOTICE => Notice::Audit,
+                                id => Notice::Event(id.to_owned()),
+                            };
+                            let _ = notices.send(notice);
                         }
                     }
                 }

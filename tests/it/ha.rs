@@ -2,6 +2,7 @@
 //! the alerts are spread, a leader killed mid-rollback, the database restarted under them.
 
 use crate::harness::api::Api;
+use crate::harness::app::Replica;
 use crate::harness::binary::ProcessReplica;
 use crate::harness::library::TestSim;
 use crate::harness::postgres::Postgres;
@@ -348,4 +349,163 @@ async fn a_database_restart_loses_nothing_doubles_nothing_and_a_breach_waits_for
         ba.events("").await.len(),
         "both read one history"
     );
+}
+
+/// The replica that leads and the other one.
+async fn leader_and_follower(a: &TestApp, b: &Replica) -> (Api, Api) {
+    let (aa, ba) = (a.api(), b.api());
+    if one_leader(&[&aa, &ba]).await == 0 {
+        (aa, ba)
+    } else {
+        (ba, aa)
+    }
+}
+
+/// Waits until the watchdog of `api` sees max_drawdown in `status`.
+async fn drawdown_is(api: &Api, status: &str) {
+    wait_until(&format!("max_drawdown {status}"), LIMIT, || async {
+        let t = api.triggers().await.json;
+        (condition(&t, "max_drawdown")["status"] == status).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() {
+    let pg = Postgres::start();
+    let a = TestApp::builder().postgres(&pg).spawn_polled().await;
+    let b = TestApp::builder().postgres(&pg).spawn_replica(&a).await;
+    let (leader, follower) = leader_and_follower(&a, &b).await;
+
+    // A freeze asked on the follower holds the leader's watchdog, which is the one that acts.
+    let r = follower
+        .post(
+            "/api/v1/freeze",
+            &json!({"duration": "1h", "reason": "CPI release", "name": "cpi"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    wait_until("the leader to hold the freeze", LIMIT, || async {
+        (leader.status().await.json["holds"]["freeze"]["name"] == "cpi").then_some(())
+    })
+    .await;
+    assert_eq!(
+        leader.metric("rollback_freeze_active", &[]).await,
+        Some(1.0)
+    );
+    a.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    let e = wait_until("the breach to be recorded", LIMIT, || async {
+        a.events("")
+            .await
+            .into_iter()
+            .find(|e| e["trigger_type"] == "watchdog")
+    })
+    .await;
+    assert_eq!(e["status"], "suppressed", "{e}");
+    assert_eq!(e["suppressed_reason"], "freeze", "{e}");
+    assert!(a.sim.switches().is_empty(), "the freeze held the leader");
+
+    // Ended on the leader: the follower's status says so.
+    let r = leader
+        .post("/api/v1/freeze/end", &json!({"reason": "released"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_until("the follower to see the freeze ended", LIMIT, || async {
+        follower.status().await.json["holds"]["freeze"]
+            .is_null()
+            .then_some(())
+    })
+    .await;
+    a.sim.set_metrics(json!({"max_drawdown": 1.0})).await;
+    drawdown_is(&leader, "ok").await;
+
+    // The watchdog path disarmed on the follower is disarmed on the leader.
+    let r = follower
+        .post(
+            "/api/v1/automation",
+            &json!({"path": "watchdog", "armed": false, "reason": "feed check"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_until("the leader to disarm", LIMIT, || async {
+        let armed = leader
+            .metric("rollback_automatic_path_armed", &[("path", "watchdog")])
+            .await;
+        (armed == Some(0.0)).then_some(())
+    })
+    .await;
+    // A disarmed watchdog watches without triggering: the breach is seen, nothing is done.
+    let before = a.events("").await.len();
+    a.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    drawdown_is(&leader, "critical").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        a.events("").await.len(),
+        before,
+        "no trigger while disarmed"
+    );
+    assert!(
+        a.sim.switches().is_empty(),
+        "disarmed on the follower held the leader"
+    );
+    a.sim.set_metrics(json!({"max_drawdown": 1.0})).await;
+    drawdown_is(&leader, "ok").await;
+
+    // Confirm mode set on the follower, re-armed there: the leader's breach becomes a
+    // proposal the follower shows and answers.
+    let r = follower
+        .post(
+            "/api/v1/automation/mode",
+            &json!({"mode": "confirm", "reason": "a person decides today"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = follower
+        .post(
+            "/api/v1/automation",
+            &json!({"path": "watchdog", "armed": true, "reason": "feed fine"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_until("the leader to be armed in confirm mode", LIMIT, || async {
+        let s = leader.status().await.json;
+        let armed = leader
+            .metric("rollback_automatic_path_armed", &[("path", "watchdog")])
+            .await;
+        (s["holds"]["automation_mode"] == "confirm" && armed == Some(1.0)).then_some(())
+    })
+    .await;
+    a.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    let p = wait_until(
+        "the follower to show the leader's proposal",
+        LIMIT,
+        || async {
+            let h = follower.get("/api/v1/holds").await.json;
+            h["proposals"].as_array().and_then(|p| p.first().cloned())
+        },
+    )
+    .await;
+    assert!(a.sim.switches().is_empty(), "nothing acts before an answer");
+    let id = p["id"].as_str().unwrap();
+    let done = follower
+        .post(
+            &format!("/api/v1/proposals/{id}/approve"),
+            &json!({"reason": "looks real"}),
+        )
+        .await
+        .ok();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(a.sim.switches().len(), 1);
+    wait_until(
+        "the leader to drop the answered proposal",
+        LIMIT,
+        || async {
+            let h = leader.get("/api/v1/holds").await.json;
+            h["proposals"]
+                .as_array()
+                .is_some_and(|p| p.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -584,3 +584,82 @@ async fn a_two_person_restore_refuses_the_same_actor_and_runs_on_a_second_admin(
     assert_eq!(app.sim.status().await["mode"], "session_targeted");
     chief.post(&path, &json!({})).await.error(404, "not_found");
 }
+
+/// A time `secs` from now, as the config writes it (RFC 3339, UTC).
+fn utc_in(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[tokio::test]
+async fn scheduled_freeze_and_maintenance_windows_from_the_config_start_hold_and_end_on_time() {
+    // Both windows start a few seconds after the daemon and end a few seconds later.
+    let (start, end) = (utc_in(4), utc_in(9));
+    let yaml = format!(
+        "freezes:\n  windows:\n    - {{ name: fomc, start: \"{start}\", end: \"{end}\" }}\n\
+         maintenance:\n  windows:\n    - {{ name: patch, start: \"{start}\", end: \"{end}\", expected_healthy_agents: 6 }}\n"
+    );
+    let app = TestApp::builder().append_yaml(&yaml).spawn_polled().await;
+    let h = app.get("/api/v1/holds").await.ok();
+    assert!(h["freeze"].is_null(), "not yet: {h}");
+    let upcoming: Vec<&str> = h["upcoming"]
+        .as_array()
+        .expect("upcoming windows")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert!(
+        upcoming.contains(&"fomc") && upcoming.contains(&"patch"),
+        "{h}"
+    );
+    assert_eq!(app.metric("rollback_freeze_active", &[]).await, Some(0.0));
+
+    wait_until("the scheduled freeze to start", LONG, || async {
+        (app.metric("rollback_freeze_active", &[]).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let s = app.status().await.ok();
+    assert_eq!(s["holds"]["freeze"]["name"], "fomc", "{s}");
+    assert_eq!(s["holds"]["maintenance"]["name"], "patch", "{s}");
+    assert_eq!(app.metric("rollback_agents_expected", &[]).await, Some(6.0));
+    // `rollbackd status` names both windows while they hold.
+    let url = app.url.clone();
+    let o = cli(&["status", "--url", &url], None).await;
+    o.assert_printed(&["fomc until", "patch until", "6 healthy agents expected"]);
+
+    // A breach inside the scheduled freeze is held, by the window's name.
+    app.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    let e = wait_event(&app, "a suppressed trigger", |e| {
+        e["status"] == "suppressed"
+    })
+    .await;
+    assert_eq!(e["suppressed_reason"], "freeze", "{e}");
+    assert!(
+        e["note"].as_str().unwrap_or_default().contains("fomc"),
+        "{e}"
+    );
+    assert!(app.sim.switches().is_empty());
+
+    // The windows end on time, recorded; the expected agents come back.
+    app.sim.set_metrics(json!({"max_drawdown": 1.0})).await;
+    wait_until("the scheduled windows to end", LONG, || async {
+        (app.metric("rollback_freeze_active", &[]).await == Some(0.0)).then_some(())
+    })
+    .await;
+    assert_eq!(app.metric("rollback_agents_expected", &[]).await, Some(8.0));
+    let kinds = audit_kinds(&app).await;
+    for k in [
+        "freeze.scheduled_start",
+        "freeze.scheduled_end",
+        "maintenance.scheduled_start",
+        "maintenance.scheduled_end",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "{k} in {kinds:?}");
+    }
+    // After the window, the next breach rolls back.
+    wait_condition(&app, "max_drawdown", "ok").await;
+    app.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    let done = app.wait_final().await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(app.sim.switches().len(), 1);
+}
