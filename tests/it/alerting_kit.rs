@@ -8,14 +8,23 @@
 //!   and a runbook_url whose anchor is a heading of docs/runbook.md.
 //! - Every metric a rule uses is documented in docs/metrics.md (or is `up`).
 //! - Every alert has a promtool test where it fires and one where it stays silent.
+//! - One breach pages people once whether one rollbackd or two replicas raise it: a real
+//!   Alertmanager on the shipped config gets the same alert from two instances (and the
+//!   direct notice of a held trigger) and sends one notification per channel.
 
+use crate::harness::app::TestApp;
 use crate::harness::files::{read, repo};
+use crate::harness::fixtures::{OPS_TOKEN, WEBHOOK_TOKEN};
+use crate::harness::mail::{decode_mail, url_decode};
 use crate::harness::metric_docs::{documented_metrics, documented_name};
 use crate::harness::promql::promql_metric_names;
+use crate::harness::stack::{loopback_addr, start_lone_alertmanager, Shared};
 use crate::harness::tools::run_tool;
-use serde_json::Value;
+use crate::harness::wait::wait_until;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 const RUNBOOK_BASE: &str = "file:///usr/share/doc/rollbackd/runbook.md#";
 
@@ -255,7 +264,13 @@ fn a_critical_condition_during_a_freeze_reaches_the_primary_contacts_on_every_ch
         primary < severity,
         "the primary route must come before the severity routes"
     );
-    assert_eq!(routes[primary]["group_wait"], "0s");
+    // Grouped by name alone, so the replicas' rule alerts and rollbackd's direct notice are
+    // one message; the short wait lets them all join it (docs/ha.md).
+    assert_eq!(
+        routes[primary]["group_by"],
+        serde_json::json!(["alertname"])
+    );
+    assert_eq!(routes[primary]["group_wait"], "5s");
     let receivers = config["receivers"].as_array().expect("receivers");
     let receiver = receivers
         .iter()
@@ -760,4 +775,239 @@ fn runbook_links_point_at_existing_sections() {
         );
     }
     assert!(Path::new(&repo().join("docs/metrics.md")).exists());
+}
+
+// ---- one breach, one page, with two replicas ----------------------------------------------------
+
+const AM_LIMIT: Duration = Duration::from_secs(45);
+
+/// Longer than the people routes' group_interval (30 s) after the first notification: a
+/// replica's alert that missed the first message would be told again within it.
+const PAST_GROUP_INTERVAL: Duration = Duration::from_secs(33);
+
+/// One alert as Prometheus (or rollbackd's direct notice) posts it to Alertmanager.
+fn am_alert(labels: &[(&str, &str)]) -> Value {
+    let now = chrono::Utc::now();
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({
+        "labels": labels,
+        "annotations": {"summary": "test alert", "description": "posted by the test"},
+        "startsAt": now.to_rfc3339(),
+        "endsAt": (now + chrono::Duration::minutes(10)).to_rfc3339(),
+    })
+}
+
+async fn post_to_alertmanager(addr: &str, alerts: &[Value]) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v2/alerts"))
+        .json(&alerts)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// What people received that mentions `alertname`: (emails, Slack bodies, SNS bodies).
+fn people_told(sinks: &Shared, alertname: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let s = sinks.lock().unwrap();
+    let about = |text: &str| text.to_lowercase().contains(&alertname.to_lowercase());
+    let mail = s
+        .mail
+        .iter()
+        .map(|m| decode_mail(m))
+        .filter(|m| about(m))
+        .collect();
+    let by = |prefix: &str| -> Vec<String> {
+        s.http
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, body)| url_decode(body))
+            .filter(|b| about(b))
+            .collect()
+    };
+    (mail, by("/slack"), by("/sns"))
+}
+
+/// Waits for the first message of `alertname` on every channel, then past the group
+/// interval, and returns everything people got about it.
+async fn told_once_settled(
+    sinks: &Shared,
+    alertname: &str,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    wait_until("email, Slack and SMS about the alert", AM_LIMIT, || async {
+        let (mail, slack, sns) = people_told(sinks, alertname);
+        (!mail.is_empty() && !slack.is_empty() && !sns.is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(PAST_GROUP_INTERVAL).await;
+    people_told(sinks, alertname)
+}
+
+/// Every replica exports the condition gauges, so a breach fires the condition's critical
+/// alert once per instance. The shipped routing pages people once for both (one email, one
+/// Slack message, one SMS listing both instances), while the webhook still gets each alert
+/// at once and rollbackd runs one rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_breach_seen_by_two_replicas_pages_people_once_and_rolls_back_once() {
+    let app = TestApp::builder().manual().auth().spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    let am = loopback_addr();
+    let _am = start_lone_alertmanager(
+        dir.path(),
+        "alerting/alertmanager.yml",
+        &am,
+        &app.url,
+        WEBHOOK_TOKEN,
+        &sinks,
+        AM_LIMIT,
+    )
+    .await;
+    let rule = |instance: &str| {
+        am_alert(&[
+            ("alertname", "WalkForwardStabilityCritical"),
+            ("severity", "critical"),
+            ("team", "trading-ops"),
+            ("service", "rollbackd"),
+            ("action", "rollback"),
+            ("condition_type", "walk_forward_stability"),
+            ("job", "rollbackd"),
+            ("instance", instance),
+        ])
+    };
+    // The replicas poll, and Prometheus scrapes them, independently: their alerts arrive a
+    // moment apart, as from Prometheus's evaluations.
+    post_to_alertmanager(&am, &[rule("rollbackd-1:9100")]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    post_to_alertmanager(&am, &[rule("rollbackd-2:9100")]).await;
+
+    let (mail, slack, sns) = told_once_settled(&sinks, "WalkForwardStabilityCritical").await;
+    assert_eq!(mail.len(), 1, "one email for one breach: {mail:#?}");
+    assert!(
+        mail[0].contains("[FIRING:2]"),
+        "both replicas in it: {mail:#?}"
+    );
+    assert_eq!(slack.len(), 1, "one Slack message: {slack:#?}");
+    assert!(
+        slack[0].contains("rollbackd-1:9100") && slack[0].contains("rollbackd-2:9100"),
+        "{slack:#?}"
+    );
+    assert_eq!(sns.len(), 1, "one SMS: {sns:#?}");
+
+    // The webhook route (group_by '...') delivered each replica's alert on its own; rollbackd
+    // ran one rollback and held the other alert.
+    let events = wait_until("both alerts recorded by rollbackd", AM_LIMIT, || async {
+        let events = app.events("trigger_type=alertmanager").await;
+        let fingerprints: usize = events
+            .iter()
+            .map(|e| e["fingerprints"].as_array().map_or(0, Vec::len))
+            .sum();
+        (fingerprints == 2).then_some(events)
+    })
+    .await;
+    let executed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["status"] != "suppressed")
+        .collect();
+    assert_eq!(executed.len(), 1, "{events:#?}");
+    assert_eq!(
+        app.sim.switches().len(),
+        1,
+        "one switch of the trading system"
+    );
+}
+
+/// During a freeze the leader posts its direct notice of the held trigger (no job, no
+/// instance) and both replicas' RollbackCriticalDuringFreeze rule alerts follow: the primary
+/// contacts get one message on each channel holding all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_trigger_told_by_rollbackd_and_two_replicas_reaches_the_primary_contacts_once() {
+    let am = loopback_addr();
+    let app = TestApp::builder()
+        .auth()
+        .append_yaml(&format!("alertmanager: {{ urls: [\"http://{am}\"] }}\n"))
+        .spawn()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    let _am = start_lone_alertmanager(
+        dir.path(),
+        "alerting/alertmanager.yml",
+        &am,
+        &app.url,
+        WEBHOOK_TOKEN,
+        &sinks,
+        AM_LIMIT,
+    )
+    .await;
+    let freeze = json!({"duration": "1h", "reason": "CPI release", "name": "cpi"});
+    let started = app
+        .with_token(OPS_TOKEN)
+        .post("/api/v1/freeze", &freeze)
+        .await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    app.sim
+        .set_metrics(json!({"walk_forward_stability": 30.0}))
+        .await;
+
+    // rollbackd's own notice, with the labels src/engine/operations.rs gives it.
+    let alerts_url = format!("http://{am}/api/v2/alerts");
+    let notice = wait_until(
+        "rollbackd's direct notice in Alertmanager",
+        AM_LIMIT,
+        || async {
+            let alerts: Value = reqwest::get(&alerts_url).await.ok()?.json().await.ok()?;
+            alerts
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "RollbackCriticalDuringFreeze")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(notice["labels"]["notify"], "primary", "{notice}");
+    assert!(notice["labels"].get("instance").is_none(), "{notice}");
+    assert_eq!(
+        notice["receivers"],
+        json!([{"name": "primary-contacts"}]),
+        "{notice}"
+    );
+
+    // Prometheus's rule alert from each replica, a scrape and an evaluation later.
+    let rule = |instance: &str| {
+        am_alert(&[
+            ("alertname", "RollbackCriticalDuringFreeze"),
+            ("severity", "critical"),
+            ("team", "trading-ops"),
+            ("service", "rollbackd"),
+            ("notify", "primary"),
+            ("condition_type", "walk_forward_stability"),
+            ("job", "rollbackd"),
+            ("instance", instance),
+        ])
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    post_to_alertmanager(&am, &[rule("rollbackd-1:9100")]).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    post_to_alertmanager(&am, &[rule("rollbackd-2:9100")]).await;
+
+    let (mail, slack, sns) = told_once_settled(&sinks, "RollbackCriticalDuringFreeze").await;
+    assert_eq!(
+        mail.len(),
+        1,
+        "one email to the primary contacts: {mail:#?}"
+    );
+    assert!(
+        mail[0].contains("[FIRING:3]"),
+        "the notice and both replicas' alerts in it: {mail:#?}"
+    );
+    assert_eq!(slack.len(), 1, "one Slack message: {slack:#?}");
+    assert_eq!(sns.len(), 1, "one SMS: {sns:#?}");
+    assert!(
+        app.sim.switches().is_empty(),
+        "a freeze never touches the target"
+    );
 }

@@ -160,15 +160,17 @@ fn set(map: &mut Yaml, key: &str, value: Yaml) {
     map.as_mapping_mut().unwrap().insert(Yaml::from(key), value);
 }
 
-/// The shipped Alertmanager config with only endpoints and secrets replaced.
+/// The shipped Alertmanager config `config` (a path from the repository root) with only
+/// endpoints and secrets replaced.
 fn render_alertmanager(
     dir: &Path,
+    config: &str,
     daemon: &str,
     token: &str,
     http_sink: &str,
     smtp: &str,
 ) -> PathBuf {
-    let text = std::fs::read_to_string(shipped("alerting/alertmanager.yml")).unwrap();
+    let text = std::fs::read_to_string(shipped(config)).unwrap();
     let mut cfg: Yaml = serde_yaml_ng::from_str(&text).unwrap();
     let token_file = dir.join("webhook.token");
     std::fs::write(&token_file, token).unwrap();
@@ -305,7 +307,14 @@ impl AlertingStack {
     pub async fn start(w: Wiring<'_>) -> AlertingStack {
         let http_sink = http_sink(w.sinks.clone()).await;
         let smtp = smtp_sink(w.sinks.clone()).await;
-        let am_config = render_alertmanager(w.dir, w.daemon, w.webhook_token, &http_sink, &smtp);
+        let am_config = render_alertmanager(
+            w.dir,
+            "alerting/alertmanager.yml",
+            w.daemon,
+            w.webhook_token,
+            &http_sink,
+            &smtp,
+        );
         let mut procs: Vec<Proc> = w
             .alertmanagers
             .iter()
@@ -379,4 +388,30 @@ fn start_alertmanager(dir: &Path, i: usize, addr: &str, config: &Path) -> Proc {
         ],
         dir,
     )
+}
+
+/// One real Alertmanager at `addr`, without Prometheus, on the shipped `config` (a path from
+/// the repository root, e.g. "alerting/alertmanager.yml"): every webhook posts to `daemon`
+/// with `token`, email, Slack and SNS go to `sinks`. Returns once it answers `/-/ready`;
+/// killed when dropped.
+pub async fn start_lone_alertmanager(
+    dir: &Path,
+    config: &str,
+    addr: &str,
+    daemon: &str,
+    token: &str,
+    sinks: &Shared,
+    limit: Duration,
+) -> Proc {
+    let http_sink = http_sink(sinks.clone()).await;
+    let smtp = smtp_sink(sinks.clone()).await;
+    let rendered = render_alertmanager(dir, config, daemon, token, &http_sink, &smtp);
+    let proc = start_alertmanager(dir, 0, addr, &rendered);
+    let ready = format!("http://{addr}/-/ready");
+    wait_until("Alertmanager to be ready", limit, || async {
+        let r = reqwest::get(&ready).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    proc
 }
