@@ -350,16 +350,23 @@ impl Engine {
             ));
         }
         let cfg = self.config();
-        let channels = only.unwrap_or_else(|| cfg.notification_tests.channels.clone());
-        if let Some(bad) = channels
-            .iter()
-            .find(|c| !crate::config::CHANNELS.contains(&c.as_str()))
-        {
-            return Err(EngineError::Rejected(format!(
-                "channel: unknown channel {bad:?}; expected one of {}",
-                crate::config::CHANNELS.join(", ")
-            )));
-        }
+        let channels = match only {
+            Some(asked) => {
+                checked_channels(&asked).map_err(EngineError::Rejected)?;
+                asked
+            }
+            // The config's list is known and never empty; a channel listed twice there is
+            // tested once.
+            None => {
+                let mut once: Vec<String> = Vec::new();
+                for c in &cfg.notification_tests.channels {
+                    if !once.contains(c) {
+                        once.push(c.clone());
+                    }
+                }
+                once
+            }
+        };
         let before = self.am_counters().await;
         let id = uuid::Uuid::now_v7().to_string();
         let mut labels = BTreeMap::from([
@@ -550,6 +557,31 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The channels a notification test judges: at least one, each known, none twice (a test of
+/// no channel would pass having proved nothing, and a repeated one could never be judged).
+/// The message names the field and the channel.
+fn checked_channels(channels: &[String]) -> Result<(), String> {
+    let known = crate::config::CHANNELS;
+    if channels.is_empty() {
+        return Err(format!(
+            "channels: name at least one channel; expected some of {}",
+            known.join(", ")
+        ));
+    }
+    for (i, c) in channels.iter().enumerate() {
+        if !known.contains(&c.as_str()) {
+            return Err(format!(
+                "channels: unknown channel {c:?}; expected one of {}",
+                known.join(", ")
+            ));
+        }
+        if channels[..i].contains(c) {
+            return Err(format!("channels: {c:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 fn drill_alert(id: &str, ok: bool, steps: &[DrillStep]) -> OutAlert {

@@ -5,6 +5,7 @@
 //! The Alertmanager addresses are chosen before the daemon starts, so its config can list them.
 
 use crate::alert_loop::{alerting_for, every_expression};
+use crate::harness::binary::cli;
 use crate::harness::mail::{decode_mail, url_decode};
 use crate::harness::promql::promql_metric_names;
 use crate::harness::stack::{loopback_addr, AlertingStack, Shared};
@@ -224,6 +225,98 @@ async fn a_channel_that_refuses_fails_the_notification_test_and_the_others_pass(
         &[("channel", "sns")],
         1.0,
     );
+}
+
+/// `notify-test --channel slack` (the CLI, the API's `channels`) judges Slack only: SMS is
+/// broken here (its sink refuses) and the test still passes, recording exactly one channel.
+/// An unknown channel, an empty list or a repeated one is refused before anything is posted,
+/// naming what was wrong, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_test_of_one_channel_records_only_it_and_a_bad_channel_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    sinks.lock().unwrap().refuse.push("/sns".into());
+    let alertmanagers = [loopback_addr(), loopback_addr()];
+    let (app, _stack) = daemon_and_stack(dir.path(), &sinks, &alertmanagers).await;
+    let ops = app.with_token(OPS_TOKEN);
+
+    let o = cli(
+        &[
+            "notify-test",
+            "--channel",
+            "slack",
+            "--json",
+            "--url",
+            &app.url,
+        ],
+        Some(OPS_TOKEN),
+    )
+    .await;
+    assert!(o.ok(), "{o:?}");
+    let t: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    assert_eq!(pluck(&t["channels"], "channel"), ["slack"], "{t}");
+    assert_eq!(channel(&t, "slack")["result"], "passed", "{t}");
+    assert_eq!(t["passed"], true, "{t}");
+    assert_eq!(t["actor"], "ops", "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    // Stored as answered, and only Slack's gauge is set.
+    let listed = app.get("/api/v1/notification-tests").await.ok();
+    let tests = listed["notification_tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{listed}");
+    assert_eq!(tests[0]["id"], id.as_str());
+    assert_eq!(pluck(&tests[0]["channels"], "channel"), ["slack"]);
+    let m = app.metrics().await;
+    m.assert(
+        "rollback_notification_test_last_success",
+        &[("channel", "slack")],
+        1.0,
+    );
+    for c in ["email", "sns"] {
+        assert_eq!(
+            m.get("rollback_notification_test_last_success", &[("channel", c)]),
+            None,
+            "{c} was not tested"
+        );
+    }
+
+    // The API's `channels` field, wrong in each way: 400 naming it, nothing posted or stored.
+    for (channels, says) in [
+        (json!([]), "name at least one channel"),
+        (json!(["slack", "slack"]), "\"slack\" is listed twice"),
+        (json!(["slack", "pager"]), "unknown channel \"pager\""),
+    ] {
+        let r = ops
+            .post(
+                "/api/v1/notification-tests",
+                &json!({ "channels": channels }),
+            )
+            .await;
+        let msg = r.error(400, "invalid_request");
+        assert!(msg.starts_with("channels: "), "{channels}: {msg}");
+        assert!(msg.contains(says), "{channels}: {msg}");
+    }
+    let o = cli(
+        &["notify-test", "--channel", "pager", "--url", &app.url],
+        Some(OPS_TOKEN),
+    )
+    .await;
+    assert_eq!(o.code, Some(2), "a refused request is a usage error: {o:?}");
+    assert!(o.stderr.contains("\"pager\""), "{o:?}");
+    let listed = app.get("/api/v1/notification-tests").await.ok();
+    assert_eq!(listed["notification_tests"].as_array().unwrap().len(), 1);
+    // Each Alertmanager holds the one test alert that was posted, none of the refused ones.
+    for addr in &alertmanagers {
+        let alerts = am_get(addr, "/api/v2/alerts").await.unwrap();
+        let tests: Vec<&Value> = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "RollbackNotificationTest")
+            .collect();
+        assert_eq!(tests.len(), 1, "{addr}: {tests:?}");
+        assert_eq!(tests[0]["labels"]["test_id"], id.as_str());
+        assert_eq!(tests[0]["labels"]["channels"], "slack");
+    }
 }
 
 /// Alertmanager's API on `addr`: `GET path`, as JSON.
