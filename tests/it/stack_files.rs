@@ -879,72 +879,312 @@ fn compose_bind_mounts_secrets_and_builds_exist_in_the_repo() {
     }
 }
 
+/// The profiles `docker compose up` runs without a --profile flag: COMPOSE_PROFILES from the
+/// project's .env (a --profile flag replaces it).
+fn default_profiles() -> Vec<String> {
+    let env = read(".env");
+    let line = env
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("COMPOSE_PROFILES="))
+        .expect(".env sets COMPOSE_PROFILES");
+    line.split(',').map(|p| p.trim().to_string()).collect()
+}
+
+/// Every way the stack is started, with the services each one runs: a service runs when it
+/// has no profiles or one of them is active.
+fn modes(c: &Yaml) -> Vec<(String, BTreeSet<String>)> {
+    let default = default_profiles();
+    [
+        ("default".to_string(), default),
+        ("ha".to_string(), vec!["ha".to_string()]),
+    ]
+    .into_iter()
+    .map(|(mode, active)| {
+        let running = services(c)
+            .iter()
+            .filter(|(_, svc)| match svc["profiles"].as_sequence() {
+                None => true,
+                Some(p) => p.iter().any(|p| active.contains(&s(p))),
+            })
+            .map(|(name, _)| s(name))
+            .collect();
+        (mode, running)
+    })
+    .collect()
+}
+
+/// The services of a mode that run the guard (`serve`).
+fn guards(c: &Yaml, running: &BTreeSet<String>) -> BTreeSet<String> {
+    running
+        .iter()
+        .filter(|n| services(c)[n.as_str()]["command"][0].as_str() == Some("serve"))
+        .cloned()
+        .collect()
+}
+
+/// The names a service answers to on the stack's network: its own and its aliases.
+fn network_names(svc_name: &str, svc: &Yaml) -> Vec<String> {
+    let mut names = vec![svc_name.to_string()];
+    if let Some(nets) = svc["networks"].as_mapping() {
+        for (_, net) in nets {
+            names.extend(net["aliases"].as_sequence().into_iter().flatten().map(s));
+        }
+    }
+    names
+}
+
+/// Which running service a host name reaches in a mode, if any.
+fn reaches(c: &Yaml, running: &BTreeSet<String>, host: &str) -> Option<String> {
+    running
+        .iter()
+        .find(|n| {
+            network_names(n, &services(c)[n.as_str()])
+                .iter()
+                .any(|a| a == host)
+        })
+        .cloned()
+}
+
 #[test]
 fn compose_depends_on_names_real_services_and_ports_do_not_collide() {
     let c = compose();
     let svcs = services(&c);
     let names: BTreeSet<String> = svcs.keys().map(s).collect();
-    let mut published: BTreeMap<(String, u16), String> = BTreeMap::new();
-    for (name, svc) in svcs {
-        let name = s(name);
-        let deps: Vec<String> = match &svc["depends_on"] {
-            Yaml::Null => vec![],
-            Yaml::Sequence(seq) => seq.iter().map(s).collect(),
-            Yaml::Mapping(m) => {
-                for (dep, cond) in m {
-                    let cond = cond["condition"].as_str().unwrap_or("service_started");
-                    assert!(
-                        [
-                            "service_started",
-                            "service_healthy",
-                            "service_completed_successfully"
-                        ]
-                        .contains(&cond),
-                        "{name}: depends_on {dep:?} condition {cond}"
-                    );
-                    if cond == "service_healthy" {
+    for (mode, running) in modes(&c) {
+        let mut published: BTreeMap<(String, u16), String> = BTreeMap::new();
+        for name in &running {
+            let svc = &svcs[name.as_str()];
+            let deps: Vec<(String, bool)> = match &svc["depends_on"] {
+                Yaml::Null => vec![],
+                Yaml::Sequence(seq) => seq.iter().map(|d| (s(d), true)).collect(),
+                Yaml::Mapping(m) => {
+                    for (dep, cond) in m {
+                        let cond = cond["condition"].as_str().unwrap_or("service_started");
                         assert!(
-                            svcs[dep]["healthcheck"].is_mapping(),
-                            "{name} waits for {dep:?} to be healthy; it has no healthcheck"
+                            [
+                                "service_started",
+                                "service_healthy",
+                                "service_completed_successfully"
+                            ]
+                            .contains(&cond),
+                            "{name}: depends_on {dep:?} condition {cond}"
                         );
+                        if cond == "service_healthy" {
+                            assert!(
+                                svcs[dep]["healthcheck"].is_mapping(),
+                                "{name} waits for {dep:?} to be healthy; it has no healthcheck"
+                            );
+                        }
                     }
+                    m.iter()
+                        .map(|(dep, cond)| (s(dep), cond["required"].as_bool().unwrap_or(true)))
+                        .collect()
                 }
-                m.keys().map(s).collect()
-            }
-            other => panic!("{name}: depends_on {other:?}"),
-        };
-        for d in deps {
-            assert!(names.contains(&d), "{name} depends on unknown service {d}");
-            assert_ne!(d, name, "{name} depends on itself");
-        }
-        for p in svc["ports"].as_sequence().into_iter().flatten() {
-            let spec = s(p);
-            let spec = spec.split('/').next().unwrap();
-            let parts: Vec<&str> = spec.split(':').collect();
-            let (ip, host) = match parts.as_slice() {
-                [ip, host, _container] => (ip.to_string(), *host),
-                [host, _container] => ("0.0.0.0".to_string(), *host),
-                _ => panic!("{name}: publish the port explicitly host:container ({spec})"),
+                other => panic!("{name}: depends_on {other:?}"),
             };
-            let host: u16 = host
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: host port in {spec}"));
-            for ((other_ip, other_port), other) in &published {
-                let same_ip = other_ip == &ip || other_ip == "0.0.0.0" || ip == "0.0.0.0";
+            for (d, required) in deps {
+                assert!(names.contains(&d), "{name} depends on unknown service {d}");
+                assert_ne!(&d, name, "{name} depends on itself");
+                // Compose refuses a required dependency its profiles leave out.
                 assert!(
-                    !(same_ip && *other_port == host),
-                    "{name} and {other} both publish host port {host}"
+                    !required || running.contains(&d),
+                    "{mode}: {name} requires {d}, which does not run in this mode"
                 );
             }
-            published.insert((ip, host), name.clone());
+            for p in svc["ports"].as_sequence().into_iter().flatten() {
+                let spec = s(p);
+                let spec = spec.split('/').next().unwrap();
+                let parts: Vec<&str> = spec.split(':').collect();
+                let (ip, host) = match parts.as_slice() {
+                    [ip, host, _container] => (ip.to_string(), *host),
+                    [host, _container] => ("0.0.0.0".to_string(), *host),
+                    _ => panic!("{name}: publish the port explicitly host:container ({spec})"),
+                };
+                let host: u16 = host
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: host port in {spec}"));
+                for ((other_ip, other_port), other) in &published {
+                    let same_ip = other_ip == &ip || other_ip == "0.0.0.0" || ip == "0.0.0.0";
+                    assert!(
+                        !(same_ip && *other_port == host),
+                        "{mode}: {name} and {other} both publish host port {host}"
+                    );
+                }
+                published.insert((ip, host), name.clone());
+            }
+        }
+        // What the docs tell people to open.
+        let expected: &[u16] = if mode == "ha" {
+            &[9111, 9112, 9101, 9090, 9094, 8025, 3000, 5432]
+        } else {
+            &[9100, 9101, 9090, 9093, 8025, 3000]
+        };
+        for port in expected {
+            assert!(
+                published.keys().any(|(_, p)| p == port),
+                "{mode}: nothing publishes port {port}"
+            );
         }
     }
-    // What the docs tell people to open.
-    for port in [9100, 9101, 9090, 9093, 8025, 3000] {
-        assert!(
-            published.keys().any(|(_, p)| *p == port),
-            "nothing publishes port {port}"
+}
+
+/// Each mode runs one guard of the simulator, or replicas sharing one history: never two
+/// independent guards of one trading system (two rollbacks of one breach). Its Prometheus
+/// scrapes every guard and alerts its Alertmanager, which delivers to every guard, and the
+/// guards post to that Alertmanager.
+#[test]
+fn each_compose_mode_runs_one_guard_watched_and_alerted_by_its_own_prometheus() {
+    let c = compose();
+    let svcs = services(&c);
+    for (mode, running) in modes(&c) {
+        let guards = guards(&c, &running);
+        let expected: BTreeSet<String> = if mode == "ha" {
+            ["rollbackd-1", "rollbackd-2"].map(String::from).into()
+        } else {
+            ["rollbackd"].map(String::from).into()
+        };
+        assert_eq!(guards, expected, "{mode}: the guards that run");
+        let mut configs = BTreeSet::new();
+        for g in &guards {
+            let cfg = host_path(&c, g, "/etc/rollbackd/rollbackd.yaml")
+                .unwrap_or_else(|| panic!("{g}: no config mounted"));
+            configs.insert(cfg);
+        }
+        assert_eq!(configs.len(), 1, "{mode}: the guards share one config");
+        let cfg_path = configs.into_iter().next().unwrap();
+        let cfg_rel = cfg_path
+            .strip_prefix(repo())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let cfg = yaml(&cfg_rel);
+        if guards.len() > 1 {
+            assert!(
+                cfg["storage"]["postgres"]["url"].is_string(),
+                "{mode}: replicas must share a PostgreSQL history"
+            );
+        }
+        for g in &guards {
+            let target = s(&cfg["target"]["url"]);
+            assert_eq!(target, "http://simulator:9101", "{g}");
+        }
+
+        // One Prometheus per mode, scraping every guard and alerting every Alertmanager of
+        // the mode.
+        let proms: Vec<&String> = running
+            .iter()
+            .filter(|n| {
+                svcs[n.as_str()]["image"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("prom/prometheus:"))
+            })
+            .collect();
+        assert_eq!(proms.len(), 1, "{mode}: one Prometheus, not {proms:?}");
+        let prom = proms[0];
+        let prom_cfg = host_path(&c, prom, "/etc/prometheus/prometheus.yml")
+            .unwrap_or_else(|| panic!("{prom}: prometheus.yml mounted"));
+        let prom_cfg = yaml(prom_cfg.strip_prefix(repo()).unwrap().to_str().unwrap());
+        let job = |name: &str| -> BTreeSet<String> {
+            prom_cfg["scrape_configs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter(|j| j["job_name"].as_str() == Some(name))
+                .flat_map(|j| j["static_configs"].as_sequence().unwrap().iter())
+                .flat_map(|st| st["targets"].as_sequence().unwrap().iter().map(s))
+                .collect()
+        };
+        let scraped = job("rollbackd");
+        let want: BTreeSet<String> = guards.iter().map(|g| format!("{g}:9100")).collect();
+        assert_eq!(scraped, want, "{mode}: {prom} scrapes every guard");
+        let alertmanagers: BTreeSet<String> = running
+            .iter()
+            .filter(|n| {
+                svcs[n.as_str()]["image"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with("prom/alertmanager:"))
+            })
+            .cloned()
+            .collect();
+        let alerted: BTreeSet<String> = prom_cfg["alerting"]["alertmanagers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|am| am["static_configs"].as_sequence().unwrap().iter())
+            .flat_map(|st| st["targets"].as_sequence().unwrap().iter().map(s))
+            .collect();
+        let want: BTreeSet<String> = alertmanagers.iter().map(|a| format!("{a}:9093")).collect();
+        assert_eq!(
+            alerted, want,
+            "{mode}: {prom} alerts the mode's Alertmanager"
         );
+        assert_eq!(
+            job("alertmanager"),
+            want,
+            "{mode}: {prom} scrapes the Alertmanager"
+        );
+        for sc in prom_cfg["scrape_configs"].as_sequence().unwrap() {
+            for st in sc["static_configs"].as_sequence().into_iter().flatten() {
+                for target in st["targets"].as_sequence().unwrap().iter().map(s) {
+                    let host = target.split(':').next().unwrap();
+                    assert!(
+                        host == "localhost" || reaches(&c, &running, host).is_some(),
+                        "{mode}: {prom} scrapes {target}, which does not run"
+                    );
+                }
+            }
+        }
+        // Grafana's datasource reaches this Prometheus.
+        let ds = yaml("grafana/provisioning/datasources/prometheus.yml");
+        let url = s(&ds["datasources"][0]["url"]);
+        let host = url.trim_start_matches("http://").split(':').next().unwrap();
+        assert_eq!(
+            reaches(&c, &running, host).as_deref(),
+            Some(prom.as_str()),
+            "{mode}: Grafana's {url} must reach {prom}"
+        );
+
+        // The Alertmanager delivers its webhook to every guard, and the guards post their
+        // notices, drills and tests to it.
+        assert_eq!(alertmanagers.len(), 1, "{mode}: {alertmanagers:?}");
+        let am = alertmanagers.iter().next().unwrap();
+        let am_cfg = host_path(&c, am, "/etc/alertmanager/alertmanager.yml").unwrap();
+        let am_cfg = yaml(am_cfg.strip_prefix(repo()).unwrap().to_str().unwrap());
+        let hooks: BTreeSet<String> = am_cfg["receivers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"].as_str() == Some("rollbackd-webhook"))
+            .flat_map(|r| r["webhook_configs"].as_sequence().unwrap().iter())
+            .map(|w| s(&w["url"]))
+            .collect();
+        let want: BTreeSet<String> = guards
+            .iter()
+            .map(|g| format!("http://{g}:9100/api/v1/alertmanager"))
+            .collect();
+        assert_eq!(hooks, want, "{mode}: {am} delivers to every guard");
+        let urls: Vec<String> = cfg["alertmanager"]["urls"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{cfg_rel}: no alertmanager.urls"))
+            .iter()
+            .map(s)
+            .collect();
+        assert_eq!(
+            urls,
+            [format!("http://{am}:9093")],
+            "{cfg_rel}: alertmanager.urls"
+        );
+        for g in &guards {
+            assert!(
+                svcs[g.as_str()]["depends_on"][am.as_str()]["condition"].as_str()
+                    == Some("service_healthy")
+                    && svcs[g.as_str()]["depends_on"]["simulator"]["condition"].as_str()
+                        == Some("service_healthy"),
+                "{g}: the first scheduled drill runs at start; it must find {am} and the simulator up"
+            );
+        }
     }
 }
 
@@ -1232,15 +1472,46 @@ fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
 fn compose_ha_profile_runs_postgres_two_replicas_and_an_alertmanager_sending_to_both() {
     let c = compose();
     let svcs = services(&c);
-    for name in ["postgres", "rollbackd-1", "rollbackd-2", "alertmanager-ha"] {
-        let profiles: Vec<String> = svcs[name]["profiles"]
+    let profiles = |name: &str| -> Vec<String> {
+        svcs[name]["profiles"]
             .as_sequence()
             .unwrap_or_else(|| panic!("{name} has no profiles"))
             .iter()
             .map(s)
-            .collect();
-        assert_eq!(profiles, ["ha"], "{name} belongs to the ha profile only");
+            .collect()
+    };
+    for name in [
+        "postgres",
+        "rollbackd-1",
+        "rollbackd-2",
+        "alertmanager-ha",
+        "prometheus-ha",
+    ] {
+        assert_eq!(
+            profiles(name),
+            ["ha"],
+            "{name} belongs to the ha profile only"
+        );
     }
+    // The single-node guard and its Prometheus and Alertmanager run by default only: with
+    // them in the ha profile too, two independent guards would roll one breach back twice.
+    assert_eq!(default_profiles(), ["single"]);
+    for name in ["rollbackd", "prometheus", "alertmanager"] {
+        assert_eq!(profiles(name), ["single"], "{name} is the single profile's");
+    }
+    for name in ["simulator", "mailpit", "grafana"] {
+        assert!(
+            svcs[name]["profiles"].is_null(),
+            "{name} runs in every mode"
+        );
+    }
+    let prom = host_path(&c, "prometheus-ha", "/etc/prometheus/prometheus.yml")
+        .expect("prometheus-ha config mounted");
+    assert_eq!(prom, repo().join("alerting/prometheus-ha.yml"));
+    assert_eq!(
+        host_path(&c, "prometheus-ha", "/etc/prometheus/rules"),
+        Some(repo().join("alerting/rules"))
+    );
     for name in ["rollbackd-1", "rollbackd-2"] {
         let config = host_path(&c, name, "/etc/rollbackd/rollbackd.yaml")
             .unwrap_or_else(|| panic!("{name}: no config mounted"));
@@ -1289,5 +1560,237 @@ fn compose_ha_profile_runs_postgres_two_replicas_and_an_alertmanager_sending_to_
         checked.status.success(),
         "{}",
         String::from_utf8_lossy(&checked.stderr)
+    );
+    // The replicas' token files resolve, and the webhook's is the one alertmanager-ha sends.
+    let cfg = yaml("deploy/rollbackd-ha.yaml");
+    for name in ["rollbackd-1", "rollbackd-2"] {
+        for tok in cfg["auth"]["tokens"].as_sequence().unwrap() {
+            let f = s(&tok["token_file"]);
+            let host = host_path(&c, name, &f)
+                .unwrap_or_else(|| panic!("{name}: token_file {f} is not mounted"));
+            assert!(host.is_file(), "{name}: {f} -> {} missing", host.display());
+            if tok["role"].as_str() == Some("webhook") {
+                assert_eq!(
+                    Some(host),
+                    host_path(
+                        &c,
+                        "alertmanager-ha",
+                        "/etc/alertmanager/secrets/rollbackd-webhook.token"
+                    ),
+                    "{name}: the webhook token is alertmanager-ha's"
+                );
+            }
+        }
+    }
+}
+
+/// `receivers` without the one named `name`, and that one.
+fn split_receiver(cfg: &Yaml, name: &str) -> (Yaml, Yaml) {
+    let mut rest = cfg.clone();
+    let receivers = rest["receivers"].as_sequence_mut().expect("receivers");
+    let at = receivers
+        .iter()
+        .position(|r| r["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no receiver {name}"));
+    let one = receivers.remove(at);
+    (rest, one)
+}
+
+/// alertmanager-ha.yml is alertmanager.yml but for the webhook receiver, which lists both
+/// replicas with the same settings and token file: routes, receivers, timings, inhibitions
+/// and templates can never drift apart.
+#[test]
+fn alertmanager_ha_is_the_shipped_alertmanager_but_for_the_webhook_to_both_replicas() {
+    let single = yaml("alerting/alertmanager.yml");
+    let ha = yaml("alerting/alertmanager-ha.yml");
+    let (single_rest, single_hook) = split_receiver(&single, "rollbackd-webhook");
+    let (ha_rest, ha_hook) = split_receiver(&ha, "rollbackd-webhook");
+    if single_rest != ha_rest {
+        let a = serde_yaml_ng::to_string(&single_rest).unwrap();
+        let b = serde_yaml_ng::to_string(&ha_rest).unwrap();
+        let first = a
+            .lines()
+            .zip(b.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.lines().count().min(b.lines().count()));
+        panic!(
+            "alertmanager-ha.yml differs from alertmanager.yml beyond the webhook receiver, from line {} of the parsed config:\n  alertmanager.yml:    {:?}\n  alertmanager-ha.yml: {:?}",
+            first + 1,
+            a.lines().nth(first),
+            b.lines().nth(first)
+        );
+    }
+    let single_configs = single_hook["webhook_configs"].as_sequence().unwrap();
+    assert_eq!(single_configs.len(), 1);
+    let ha_configs = ha_hook["webhook_configs"].as_sequence().unwrap();
+    let urls: Vec<String> = ha_configs.iter().map(|w| s(&w["url"])).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://rollbackd-1:9100/api/v1/alertmanager",
+            "http://rollbackd-2:9100/api/v1/alertmanager"
+        ]
+    );
+    for w in ha_configs {
+        let mut w = w.clone();
+        w["url"] = single_configs[0]["url"].clone();
+        assert_eq!(
+            &w, &single_configs[0],
+            "each replica's webhook has the single one's settings and token file"
+        );
+    }
+    for f in ["alerting/alertmanager.yml", "alerting/alertmanager-ha.yml"] {
+        let out = std::process::Command::new("amtool")
+            .args(["check-config", f])
+            .current_dir(repo())
+            .output()
+            .expect("amtool is installed");
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// prometheus-ha.yml is prometheus.yml but for its targets: both replicas in the rollbackd
+/// job, alertmanager-ha as the Alertmanager.
+#[test]
+fn prometheus_ha_is_the_shipped_prometheus_but_for_the_replicas_and_alertmanager_ha() {
+    let single = yaml("alerting/prometheus.yml");
+    let mut ha = yaml("alerting/prometheus-ha.yml");
+    let targets = |cfg: &Yaml, job: &str| -> Vec<String> {
+        cfg["scrape_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_name"].as_str() == Some(job))
+            .unwrap_or_else(|| panic!("no job {job}"))["static_configs"][0]["targets"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(s)
+            .collect()
+    };
+    assert_eq!(
+        targets(&ha, "rollbackd"),
+        ["rollbackd-1:9100", "rollbackd-2:9100"]
+    );
+    assert_eq!(targets(&ha, "alertmanager"), ["alertmanager-ha:9093"]);
+    assert_eq!(
+        ha["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"],
+        serde_yaml_ng::from_str::<Yaml>("[alertmanager-ha:9093]").unwrap()
+    );
+    // Put the single-node targets back: what is left must be the same config.
+    for job in ha["scrape_configs"].as_sequence_mut().unwrap() {
+        let name = s(&job["job_name"]);
+        let back = targets(&single, &name);
+        job["static_configs"][0]["targets"] = serde_yaml_ng::to_value(back).unwrap();
+    }
+    ha["alerting"] = single["alerting"].clone();
+    assert_eq!(ha, single, "prometheus-ha.yml drifted from prometheus.yml");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config", "alerting/prometheus-ha.yml"])
+        .current_dir(repo())
+        .output()
+        .expect("promtool is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A shipped config with its compose-secret token files pointed at the repository's files.
+fn shipped_daemon_config(rel: &str) -> String {
+    let mut text = read(rel);
+    for (secret, file) in [
+        (
+            "/run/secrets/rollbackd_operator_token",
+            "deploy/secrets/operator.token",
+        ),
+        (
+            "/run/secrets/rollbackd_admin_token",
+            "deploy/secrets/admin.token",
+        ),
+        (
+            "/run/secrets/rollbackd_webhook_token",
+            "alerting/secrets/rollbackd-webhook.token",
+        ),
+    ] {
+        text = text.replace(secret, repo().join(file).to_str().unwrap());
+    }
+    text
+}
+
+/// rollbackd's own default is no schedule and no Alertmanager; the shipped configs set a
+/// monthly drill, a weekly notification test and the stack's Alertmanager, which the
+/// *Overdue alerts expect. They load with rollbackd's parser in every environment they
+/// have (production refuses the placeholder tokens, as it must), and the ha config is the
+/// single one but for the storage and the Alertmanager.
+#[test]
+fn the_shipped_daemon_configs_schedule_drills_and_tests_against_the_stack_alertmanager() {
+    let day = std::time::Duration::from_secs(86400);
+    for (rel, am) in [
+        ("deploy/rollbackd.yaml", "http://alertmanager:9093"),
+        ("deploy/rollbackd-ha.yaml", "http://alertmanager-ha:9093"),
+    ] {
+        let text = shipped_daemon_config(rel);
+        for env in [None, Some("staging")] {
+            let cfg = rollbackd::config::from_str(&text, &repo().join("deploy"), env)
+                .unwrap_or_else(|e| panic!("{rel} ({env:?}) does not load: {e}"));
+            assert_eq!(cfg.drills.every, Some(30 * day), "{rel}: drills.every");
+            assert_eq!(
+                cfg.notification_tests.every,
+                Some(7 * day),
+                "{rel}: notification_tests.every"
+            );
+            assert_eq!(cfg.alertmanager.urls, [am], "{rel}: alertmanager.urls");
+            assert!(cfg.alertmanager.direct_notify, "{rel}");
+            for c in &cfg.notification_tests.channels {
+                assert!(
+                    ["email", "slack", "sns"].contains(&c.as_str()),
+                    "{rel}: channel {c} has no integration in the drills-and-tests receiver"
+                );
+            }
+        }
+        let refused =
+            rollbackd::config::from_str(&text, &repo().join("deploy"), Some("production"))
+                .err()
+                .unwrap_or_else(|| panic!("{rel}: production ran on the placeholder tokens"));
+        assert!(
+            refused.to_string().contains("shipped placeholder"),
+            "{refused}"
+        );
+    }
+    // Each channel the tests name has an integration in the receiver that carries them.
+    let am = yaml("alerting/alertmanager.yml");
+    let receiver = am["receivers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"].as_str() == Some("drills-and-tests"))
+        .unwrap()
+        .clone();
+    for (channel, key) in [
+        ("email", "email_configs"),
+        ("slack", "slack_configs"),
+        ("sns", "sns_configs"),
+    ] {
+        assert!(
+            receiver[key].is_sequence(),
+            "drills-and-tests has no {channel} integration"
+        );
+    }
+    let mut single = yaml("deploy/rollbackd.yaml");
+    let mut ha = yaml("deploy/rollbackd-ha.yaml");
+    for cfg in [&mut single, &mut ha] {
+        let m = cfg.as_mapping_mut().unwrap();
+        m.remove("storage");
+        m["alertmanager"].as_mapping_mut().unwrap().remove("urls");
+    }
+    assert_eq!(
+        ha, single,
+        "deploy/rollbackd-ha.yaml drifted from deploy/rollbackd.yaml"
     );
 }
