@@ -367,3 +367,49 @@ fn secret(
         _ => Err(at.err(key, "set exactly one of `token` or `token_file`")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::load_text;
+
+    fn refused(yaml: &str) -> (String, String) {
+        let e = load_text(yaml, None).expect_err(yaml);
+        (e.key, e.message)
+    }
+
+    #[test]
+    fn storage_takes_sqlite_or_postgres_and_names_each_mistake() {
+        let (key, msg) = refused(
+            "storage: { path: /var/lib/rollbackd/history.db, postgres: { url: \"postgres://r@db/r\" } }\n",
+        );
+        assert_eq!(key, "storage", "{msg}");
+        assert!(msg.contains("not both"), "{msg}");
+        let (key, msg) = refused("storage: { postgres: { url: \"mysql://r:secret@db/r\" } }\n");
+        assert_eq!(key, "storage.postgres.url");
+        assert!(msg.contains("expected a postgres:// URL"), "{msg}");
+        assert!(
+            !msg.contains("secret"),
+            "the password is never shown: {msg}"
+        );
+        let (key, msg) =
+            refused("storage: { postgres: { url: \"postgres://r@db:notaport/r\" } }\n");
+        assert_eq!(key, "storage.postgres.url", "{msg}");
+        let (key, _) =
+            refused("storage: { postgres: { url: \"postgres://r@db/r\", pool_size: 1 } }\n");
+        assert_eq!(key, "storage.postgres.pool_size");
+        let (key, _) = refused(
+            "storage: { postgres: { url: \"postgres://r@db/r\", statement_timeout: 20m } }\n",
+        );
+        assert_eq!(key, "storage.postgres.statement_timeout");
+        let (key, _) = refused("storage: { postgres: { url: \"postgres://r@db/r\", pool: 4 } }\n");
+        assert!(key.starts_with("storage"), "an unknown key is named: {key}");
+        let c = load_text(
+            "storage: { postgres: { url: \"postgres://rollbackd:pw@127.0.0.1:5432/rollbackd\", pool_size: 4, statement_timeout: 2s } }\n",
+            None,
+        )
+        .unwrap();
+        let pg = c.postgres.expect("postgres storage");
+        assert_eq!(pg.pool_size, 4);
+        assert_eq!(pg.statement_timeout.as_millis(), 2000);
+    }
+}

@@ -137,6 +137,21 @@ async fn a_thousand_duplicate_deliveries_over_both_replicas_give_one_rollback() 
     assert_eq!(events[0]["status"], "completed");
     assert_eq!(b.events("").await.len(), 1);
     assert_eq!(a.sim.switches().len(), 1);
+
+    // The same fingerprint firing again (a new startsAt) is a new alert on either replica,
+    // not a duplicate: recorded, judged, and held by the rollback already done.
+    let mut again = alert("WalkForwardStabilityCritical", "firing", "fp-dup", true);
+    again["startsAt"] = json!("2026-11-23T11:02:00Z");
+    let r = b.api().webhook(&delivery(again)).await.ok();
+    assert_eq!(r["deduplicated"], 0, "{r}");
+    assert_eq!(r["accepted"], 1, "{r}");
+    let events = wait_until("the new firing to be judged", LIMIT, || async {
+        let v = a.events("").await;
+        (v.len() == 2 && v.iter().all(is_final)).then_some(v)
+    })
+    .await;
+    assert_eq!(events[0]["status"], "suppressed", "{events:?}");
+    assert_eq!(a.sim.switches().len(), 1, "still one rollback");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -349,6 +364,57 @@ async fn a_database_restart_loses_nothing_doubles_nothing_and_a_breach_waits_for
         ba.events("").await.len(),
         "both read one history"
     );
+    wait_until(
+        "the retried delivery's event to be final",
+        LIMIT,
+        || async { aa.events("").await.iter().all(is_final).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        a.sim.switches().len(),
+        switches + 1,
+        "the retried delivery ran no second rollback"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_leader_is_replaced_and_wakes_up_following_with_one_leader_throughout() {
+    let pg = Postgres::start();
+    let sim = TestSim::spawn(Scenario::Steady).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rollbackd.yaml");
+    let yaml = TestApp::builder().postgres(&pg).manual().yaml(&sim.url);
+    std::fs::write(&config, yaml).unwrap();
+    let first = ProcessReplica::start(&config).await;
+    wait_until("the first replica to lead", LIMIT, || async {
+        (first.leader().await? == 1.0).then_some(())
+    })
+    .await;
+    let second = ProcessReplica::start(&config).await;
+    assert_eq!(second.leader().await, Some(0.0));
+    // SIGSTOP: the process is alive, its session silent; the server frees the leader's lock
+    // only after the idle-session timeout, by when the frozen leader's lease has run out.
+    first.signal("STOP");
+    wait_until("the standby to lead", LIMIT, || async {
+        (second.leader().await? == 1.0).then_some(())
+    })
+    .await;
+    first.signal("CONT");
+    // Its first answer after waking already says it does not lead.
+    let woke = wait_until("the woken replica to answer", LIMIT, || first.leader()).await;
+    assert_eq!(
+        woke, 0.0,
+        "a woken leader whose lease ran out does not lead"
+    );
+    assert_eq!(second.leader().await, Some(1.0));
+    // Later too: one leader, the standby that took over.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(first.leader().await, Some(0.0));
+    assert_eq!(second.leader().await, Some(1.0));
+    // A person's rollback asked on the woken replica still runs once, through the slot.
+    let e = first.api.rollback("after the freeze").await.ok();
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(sim.switches().len(), 1);
 }
 
 /// The replica that leads and the other one.
@@ -404,6 +470,19 @@ async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() 
     assert_eq!(e["status"], "suppressed", "{e}");
     assert_eq!(e["suppressed_reason"], "freeze", "{e}");
     assert!(a.sim.switches().is_empty(), "the freeze held the leader");
+    // Both replicas watch; only the leader's watchdog records a trigger.
+    drawdown_is(&follower, "critical").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let watchdog = a
+        .events("")
+        .await
+        .into_iter()
+        .filter(|e| e["trigger_type"] == "watchdog")
+        .count();
+    assert_eq!(
+        watchdog, 1,
+        "one breach, one watchdog trigger on two replicas"
+    );
 
     // Ended on the leader: the follower's status says so.
     let r = leader

@@ -198,6 +198,17 @@ impl ProcessReplica {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the replica runs").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} {pid}");
+    }
+
     /// 1 when it leads, 0 when it follows; `None` when it does not answer.
     pub async fn leader(&self) -> Option<f64> {
         let r = self
