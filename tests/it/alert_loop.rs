@@ -14,6 +14,7 @@ use crate::harness::promql::promql_metric_names;
 use crate::harness::stack::{loopback_addr, AlertingStack, Shared, Wiring, ALERTMANAGER_CONFIG};
 use crate::harness::tools::run_tool;
 use crate::harness::*;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
 use std::path::Path;
@@ -62,6 +63,13 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     assert_eq!(event["fingerprints"].as_array().unwrap().len(), 1);
     assert_eq!(event["actor"], "alertmanager");
     let id = event["id"].as_str().unwrap().to_string();
+    // The alert as Alertmanager holds it (still firing: the breach goes on): its startsAt is
+    // when the incident was detected.
+    let starts_at = alert_starts_at(
+        &alertmanagers[0],
+        event["fingerprints"][0].as_str().unwrap(),
+    )
+    .await;
 
     // Both Alertmanagers deliver the same alert: the second is an HA duplicate.
     wait_until("the HA duplicate to be deduplicated", LIMIT, || async {
@@ -88,6 +96,12 @@ async fn a_breach_travels_prometheus_and_alertmanager_to_one_validated_rollback_
     assert_eq!(executed.len(), 1, "{executed:?}");
 
     wait_for_people_told(&sinks, &id).await;
+    let checked = Instant::now();
+    response_measured_from_the_alert_then_reviewed(&app, &id, starts_at).await;
+    eprintln!(
+        "report, review and rates of the incident checked in {:?}",
+        checked.elapsed()
+    );
     let m = app.metrics().await;
     m.assert(
         "rollback_events_total",
@@ -145,6 +159,125 @@ async fn during_a_freeze_the_alert_arrives_through_prometheus_and_alertmanager_a
         "a freeze never touches the target"
     );
     assert_eq!(app.sim.status().await["mode"], "session_targeted");
+}
+
+/// The `startsAt` Alertmanager at `addr` holds for the alert with `fingerprint`; bounded.
+async fn alert_starts_at(addr: &str, fingerprint: &str) -> DateTime<Utc> {
+    let url = format!("http://{addr}/api/v2/alerts");
+    let at = wait_until("the alert in Alertmanager", LIMIT, || async {
+        let alerts: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+        let a = alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["fingerprint"] == fingerprint)?;
+        Some(a["startsAt"].as_str()?.to_string())
+    })
+    .await;
+    at.parse().unwrap()
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// The incident report measures the Alertmanager rollback's response from the alert's
+/// `startsAt` (the stored delivery, `Store::alert_starts`), not from the event's creation; an
+/// operator's review of it then shows in the report and the rates.
+async fn response_measured_from_the_alert_then_reviewed(
+    app: &TestApp,
+    id: &str,
+    starts_at: DateTime<Utc>,
+) {
+    let event = app.rollback_by_id(id).await.ok();
+    let executing = event["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "executing")
+        .unwrap_or_else(|| panic!("no executing transition: {event}"));
+    let acted = time(&executing["at"]);
+    let created = time(&event["created_at"]);
+    let incident = |report: &Value| -> Value {
+        report["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["event_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in the report: {report}"))
+            .clone()
+    };
+    let line = |report: &Value, metric: &str| -> Value {
+        report["success_metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["metric"] == metric)
+            .unwrap_or_else(|| panic!("no {metric}: {report}"))
+            .clone()
+    };
+
+    let report = app.report("since=1h").await.ok();
+    let i = incident(&report);
+    let detected = time(&i["detected_at"]);
+    // Alertmanager's API shows startsAt to the millisecond; the delivery carried more.
+    let off = (detected - starts_at).num_microseconds().unwrap();
+    assert!(
+        (0..1000).contains(&off),
+        "detected_at {detected} is the alert's startsAt {starts_at} ({off} µs apart): {i}"
+    );
+    assert!(
+        detected < created,
+        "detected when the alert began ({detected}), before the rollback was recorded ({created})"
+    );
+    let response = i["response_seconds"].as_f64().unwrap();
+    assert!(response > 0.0, "{i}");
+    assert_eq!(
+        response,
+        (acted - detected).num_milliseconds() as f64 / 1000.0,
+        "from the alert's startsAt to the switch: {i}"
+    );
+    assert_eq!(i["review"], Value::Null);
+    assert_eq!(line(&report, "documentation_compliance")["value"], 0.0);
+
+    let r = app
+        .with_token(OPS_TOKEN)
+        .review(
+            id,
+            &json!({"verdict": "true_positive", "note": "walk-forward stability fell to 30: real"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let report = app.report("since=1h").await.ok();
+    let i = incident(&report);
+    assert_eq!(i["review"]["verdict"], "true_positive", "{i}");
+    assert_eq!(i["review"]["reviewer"], "ops", "{i}");
+    assert_eq!(i["response_seconds"].as_f64(), Some(response));
+    let fp = line(&report, "false_positive_rate");
+    assert_eq!(
+        (&fp["value"], &fp["limit_met"]),
+        (&json!(0.0), &json!(true)),
+        "{fp}"
+    );
+    assert_eq!(line(&report, "documentation_compliance")["value"], 1.0);
+    let resp = line(&report, "incident_response_time");
+    assert_eq!(resp["value"].as_f64(), Some(response), "{resp}");
+    // The rates were computed again before the review was answered.
+    let m = app.metrics().await;
+    m.assert("rollback_false_positive_rate", &[("window", "7d")], 0.0);
+    m.assert(
+        "rollback_documentation_compliance_ratio",
+        &[("window", "7d")],
+        1.0,
+    );
+    m.assert("rollback_unreviewed_executed", &[("window", "7d")], 0.0);
+    m.assert(
+        "rollback_incident_response_seconds",
+        &[("window", "7d"), ("stat", "max")],
+        response,
+    );
 }
 
 /// The real alerting programs for `app`, in `dir`; the real amtool accepts the Alertmanager
