@@ -394,6 +394,8 @@ fn start_alertmanager(dir: &Path, i: usize, addr: &str, config: &Path) -> Proc {
 /// the repository root, e.g. "alerting/alertmanager.yml"): every webhook posts to `daemon`
 /// with `token`, email, Slack and SNS go to `sinks`. Returns once it answers `/-/ready`;
 /// killed when dropped.
+// The benches include this file too and do not use it.
+#[allow(dead_code)]
 pub async fn start_lone_alertmanager(
     dir: &Path,
     config: &str,
