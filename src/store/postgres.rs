@@ -87,7 +87,15 @@ const IDLE_SESSION_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Schema versions, applied in order at start under an advisory lock (so replicas starting
 /// together migrate once); `schema_version` records each.
-const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, SCHEMA_V1), (2, SCHEMA_V2)];
+
+/// The indexes that keep the success rates and the oldest unreviewed rollback from reading
+/// the whole history: episodes by creation time, and the events that ran.
+const SCHEMA_V2: &str = "
+CREATE INDEX rollback_events_by_created ON rollback_events(created_ms);
+CREATE INDEX rollback_transitions_open ON rollback_transitions(event_id)
+    WHERE status IN ('pending', 'executing', 'validating');
+";
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE rollback_events (
@@ -750,7 +758,8 @@ impl PgStore {
     pub async fn oldest_unreviewed(&self) -> Result<Option<DateTime<Utc>>> {
         let c = self.client().await?;
         let sql = format!(
-            "SELECT MIN(e.created_ms) FROM rollback_events e {EVENT_JOINS} WHERE {}",
+            "SELECT MIN(e.created_ms) FROM rollback_events e {EVENT_JOINS} WHERE e.id IN \
+             (SELECT event_id FROM rollback_transitions WHERE status IN ('pending', 'executing', 'validating')) AND {}",
             unreviewed_sql(true)
         );
         let ms: Option<i64> = c.query_one(&sql, &[]).await?.get(0);

@@ -41,6 +41,9 @@ CREATE INDEX IF NOT EXISTS rollback_transitions_by_event ON rollback_transitions
 -- it holds only what ran; created on the first start of a history without it.
 CREATE INDEX IF NOT EXISTS rollback_transitions_open ON rollback_transitions(event_id)
     WHERE status IN ('pending', 'executing', 'validating');
+-- The success rates read the episodes of the last 30 days: this index finds where they begin
+-- (the oldest one's seq) instead of reading every event back to the first.
+CREATE INDEX IF NOT EXISTS rollback_events_by_created ON rollback_events(created_ms);
 CREATE TABLE IF NOT EXISTS validation_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL REFERENCES rollback_events(id),
@@ -325,7 +328,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut events = query_events(
                 c,
-                "WHERE e.action = 'rollback' AND e.created_ms >= ?1 AND e.created_ms < ?2",
+                EPISODES,
                 &[&since.timestamp_millis(), &until.timestamp_millis()],
                 u32::MAX,
             )?;
@@ -404,13 +407,10 @@ impl SqliteStore {
             // The same events as filtering on the latest status alone: an event standing at
             // an open status has a transition with it. The candidates come from the partial
             // index (the events that ran), not from a scan of every event.
-            let mut v = query_events(
-                c,
-                "WHERE e.id IN (SELECT event_id FROM rollback_transitions WHERE status IN ('pending', 'executing', 'validating')) \
-                 AND t.status IN ('pending', 'executing', 'validating')",
-                &[],
-                u32::MAX,
-            )?;
+            let filter = format!(
+                "WHERE e.id IN ({RAN}) AND t.status IN ('pending', 'executing', 'validating')"
+            );
+            let mut v = query_events(c, &filter, &[], u32::MAX)?;
             v.reverse();
             Ok(v)
         })
@@ -481,11 +481,9 @@ impl SqliteStore {
 
     pub async fn oldest_unreviewed(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(|c| {
-            let sql = format!(
-                "SELECT MIN(e.created_ms) FROM rollback_events e {EVENT_JOINS} WHERE {}",
-                unreviewed_sql(true)
-            );
-            let ms: Option<i64> = c.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
+            let ms: Option<i64> = c
+                .prepare_cached(&oldest_unreviewed_sql())?
+                .query_row([], |r| r.get(0))?;
             Ok(ms.and_then(DateTime::from_timestamp_millis))
         })
         .await
@@ -539,6 +537,27 @@ impl SqliteStore {
 }
 
 /// Each event with its latest transition (`t`) and its latest review (`r`, when any).
+/// The events that ran (were admitted): the ones with a transition the partial index
+/// `rollback_transitions_open` holds; the same condition, so SQLite reads the index.
+const RAN: &str = "SELECT event_id FROM rollback_transitions WHERE status IN ('pending', 'executing', 'validating')";
+
+/// The rollback events created in `[?1, ?2)`. Events are numbered as they are recorded, so the
+/// first one created at or after `?1` (found by `rollback_events_by_created`) bounds the scan;
+/// the time filter still decides.
+const EPISODES: &str =
+    "WHERE e.seq >= (SELECT MIN(seq) FROM rollback_events WHERE created_ms >= ?1) \
+     AND e.action = 'rollback' AND e.created_ms >= ?1 AND e.created_ms < ?2";
+
+/// The oldest executed rollback without a review. Only an event that ran can be an executed
+/// rollback: it is looked for among those (the partial index), not among every suppressed
+/// request.
+fn oldest_unreviewed_sql() -> String {
+    format!(
+        "SELECT MIN(e.created_ms) FROM rollback_events e {EVENT_JOINS} WHERE e.id IN ({RAN}) AND {}",
+        unreviewed_sql(true)
+    )
+}
+
 const EVENT_JOINS: &str = "JOIN rollback_transitions t ON t.seq = (SELECT MAX(seq) FROM rollback_transitions WHERE event_id = e.id) \
     LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE event_id = e.id)";
 
@@ -974,6 +993,41 @@ mod tests {
             target_parameters: BTreeMap::from([("confidence_threshold".into(), 0.55)]),
         };
         Event::new(id.into(), request, Utc::now(), status)
+    }
+
+    /// What SQLite plans for `sql`, one line per step.
+    fn plan(c: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let args: Vec<i64> = vec![0; n];
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_rates_queries_never_read_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        let episodes = format!(
+            "SELECT e.body FROM rollback_events e {EVENT_JOINS} {EPISODES} ORDER BY e.seq DESC"
+        );
+        // The episodes start from the first event of the window (a rowid range found by the
+        // created_ms index); the oldest unreviewed rollback is looked for among the events
+        // that ran (the partial index).
+        for (sql, bound) in [
+            (episodes, "rollback_events_by_created"),
+            (oldest_unreviewed_sql(), "rollback_transitions_open"),
+        ] {
+            let steps = plan(&c, &sql);
+            assert!(
+                steps.iter().any(|s| s.contains(bound)),
+                "{bound} bounds the read: {steps:?}\n{sql}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -47,8 +47,13 @@ async fn postgres_schema_is_versioned_and_migrated_once() {
     let first = b.open().await;
     let second = b.open().await;
     assert_eq!(
-        pg.sql("SELECT string_agg(version::text, ',') FROM schema_version"),
-        Ok("1".into())
+        pg.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"),
+        Ok("1,2".into())
+    );
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_indexes WHERE indexname IN ('rollback_events_by_created', 'rollback_transitions_open')"),
+        Ok("2".into()),
+        "version 2's indexes"
     );
     first.close();
     second.close();
