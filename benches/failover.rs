@@ -2,9 +2,12 @@
 //! temporary directory on a free loopback port); the leader is killed with SIGKILL, and the
 //! time from the kill until the standby says it leads (`rollbackd_leader 1` on its /metrics,
 //! polled every 10 ms) is taken. The killed replica is started again as the new standby, and
-//! so on. Real binaries, loopback only, bounded in kills and time.
+//! so on. Two rounds: the leader killed while idle, and killed during a rollback (its switch
+//! has reached the target, which holds its answer), where the time until the standby has
+//! finished the interrupted event is taken too. Real binaries, loopback only, bounded in
+//! kills and time.
 //!
-//! cargo bench --bench failover            (FAILOVER_KILLS=20 by default)
+//! cargo bench --bench failover            (FAILOVER_KILLS=20 by default, each round)
 
 #[path = "../tests/it/harness/postgres.rs"]
 #[allow(dead_code)]
@@ -75,7 +78,37 @@ async fn wait_leader(http: &reqwest::Client, r: &Replica) -> Duration {
     }
 }
 
-async fn run(kills: usize) -> Vec<f64> {
+/// The event's status on `url`, when it answers.
+async fn event_status(http: &reqwest::Client, url: &str, id: &str) -> Option<String> {
+    let v: serde_json::Value = http
+        .get(format!("{url}/api/v1/rollbacks/{id}"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["status"].as_str().map(str::to_owned)
+}
+
+async fn set_delay(http: &reqwest::Client, sim_url: &str, ms: u64) {
+    let r = http
+        .put(format!("{sim_url}/v1/sim/scenario"))
+        .json(&serde_json::json!({"scenario": "steady", "delay_ms": ms}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "the simulator took the delay");
+}
+
+/// Times of one kill: until the standby leads, and (mid-rollback) until it finished the event.
+struct Kill {
+    leads_ms: f64,
+    finished_ms: Option<f64>,
+}
+
+async fn run(kills: usize, mid_rollback: bool) -> Vec<Kill> {
     let pg = postgres::Postgres::start();
     let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim_url = format!("http://{}", sim_listener.local_addr().unwrap());
@@ -85,7 +118,7 @@ async fn run(kills: usize) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rollbackd.yaml");
     let yaml = format!(
-        "listen: \"127.0.0.1:0\"\n{}target: {{ url: \"{sim_url}\", timeout: 500ms }}\nmonitoring: {{ poll_interval: 100ms, automatic_rollback: false }}\n",
+        "listen: \"127.0.0.1:0\"\n{}target: {{ url: \"{sim_url}\", timeout: 5s }}\nmonitoring: {{ poll_interval: 100ms, automatic_rollback: false }}\nlimits: {{ write_requests_per_minute: 0 }}\n",
         pg.storage_yaml()
     );
     std::fs::write(&config, yaml).unwrap();
@@ -96,11 +129,66 @@ async fn run(kills: usize) -> Vec<f64> {
     let mut ms = Vec::with_capacity(kills);
     for _ in 0..kills {
         assert_eq!(leads(&http, &standby.url).await, Some(false));
+        let mut interrupted = None;
+        if mid_rollback {
+            // The target holds its answers, so the leader dies with the switch applied and
+            // unanswered.
+            let before = sim.switches().len();
+            set_delay(&http, &sim_url, 1500).await;
+            let ask = http
+                .post(format!("{}/api/v1/rollback", leader.url))
+                .json(&serde_json::json!({"reason": "failover bench"}))
+                .send();
+            let asked = tokio::spawn(ask);
+            let t = Instant::now();
+            let id = loop {
+                if let Some(s) = sim.switches().get(before) {
+                    break s.event_id.clone();
+                }
+                assert!(t.elapsed() < LIMIT, "the switch never reached the target");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            interrupted = Some((id, asked));
+        }
         let death = Instant::now();
         leader.child.start_kill().unwrap();
         let _ = leader.child.wait().await;
+        if mid_rollback {
+            set_delay(&http, &sim_url, 0).await;
+        }
         wait_leader(&http, &standby).await;
-        ms.push(death.elapsed().as_secs_f64() * 1000.0);
+        let leads_ms = death.elapsed().as_secs_f64() * 1000.0;
+        let finished_ms = match interrupted {
+            None => None,
+            Some((id, asked)) => {
+                asked.abort();
+                loop {
+                    let st = event_status(&http, &standby.url, &id).await;
+                    if matches!(st.as_deref(), Some("completed" | "failed")) {
+                        break;
+                    }
+                    assert!(
+                        death.elapsed() < LIMIT,
+                        "the interrupted event was never finished"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let done = death.elapsed().as_secs_f64() * 1000.0;
+                // Back to the session profile for the next round.
+                let r = http
+                    .post(format!("{}/api/v1/restore", standby.url))
+                    .json(&serde_json::json!({"reason": "failover bench: next round"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "restore: {}", r.status());
+                Some(done)
+            }
+        };
+        ms.push(Kill {
+            leads_ms,
+            finished_ms,
+        });
         std::mem::swap(&mut leader, &mut standby);
         standby = start(&config, &http).await;
     }
@@ -124,9 +212,25 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut ms = rt.block_on(run(kills));
+    let idle = rt.block_on(run(kills, false));
+    report(
+        &format!("idle leader killed (SIGKILL) -> standby leads, two replicas on PostgreSQL, {kills} kills"),
+        idle.iter().map(|k| k.leads_ms).collect(),
+    );
+    let busy = rt.block_on(run(kills, true));
+    report(
+        &format!("leader killed mid-rollback -> standby leads, {kills} kills"),
+        busy.iter().map(|k| k.leads_ms).collect(),
+    );
+    report(
+        "leader killed mid-rollback -> standby finished the interrupted event",
+        busy.iter().filter_map(|k| k.finished_ms).collect(),
+    );
+}
+
+fn report(what: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
-    println!("leader killed (SIGKILL) -> standby leads, two replicas on PostgreSQL, {kills} kills");
+    println!("{what}");
     println!(
         "  min {:.0} ms  median {:.0} ms  p90 {:.0} ms  max {:.0} ms",
         ms[0],
