@@ -663,3 +663,52 @@ async fn scheduled_freeze_and_maintenance_windows_from_the_config_start_hold_and
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(app.sim.switches().len(), 1);
 }
+
+#[tokio::test]
+async fn holds_are_an_operators_to_change_and_anyones_with_a_token_to_read() {
+    let app = TestApp::builder()
+        .auth()
+        .append_yaml(holds_yaml())
+        .spawn()
+        .await;
+    let viewer = app.with_token(VIEWER_TOKEN);
+    let anonymous = app.api();
+    for (path, body) in [
+        (
+            "/api/v1/freeze",
+            json!({"duration": "30m", "reason": "CPI release"}),
+        ),
+        ("/api/v1/freeze/end", json!({"reason": "released"})),
+        (
+            "/api/v1/maintenance",
+            json!({"duration": "1h", "reason": "patch", "expected_healthy_agents": 6}),
+        ),
+        (
+            "/api/v1/regime",
+            json!({"name": "high_volatility", "reason": "FOMC week"}),
+        ),
+        ("/api/v1/regime/clear", json!({"reason": "calm"})),
+        (
+            "/api/v1/automation/mode",
+            json!({"mode": "observe", "reason": "shadow week"}),
+        ),
+    ] {
+        let r = viewer.post(path, &body).await;
+        assert_eq!(r.status, 403, "a viewer on {path}: {}", r.text);
+        let r = anonymous.post(path, &body).await;
+        assert_eq!(r.status, 401, "no token on {path}: {}", r.text);
+    }
+    assert!(app.get("/api/v1/holds").await.json["freeze"].is_null());
+    // The operator's freeze is what the viewer reads, with the operator's name on it.
+    let ops = app.with_token(OPS_TOKEN);
+    let r = ops
+        .post(
+            "/api/v1/freeze",
+            &json!({"duration": "30m", "reason": "CPI release", "name": "cpi"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let h = viewer.get("/api/v1/holds").await.ok();
+    assert_eq!(h["freeze"]["name"], "cpi", "{h}");
+    assert_eq!(h["freeze"]["actor"], "ops", "{h}");
+}

@@ -76,6 +76,46 @@ async fn stream_sends_a_recorded_missed_degradation_as_it_was_stored() {
     );
 }
 
+/// A freeze started and ended is a `holds` message each time, with the window or without it.
+#[tokio::test]
+async fn stream_sends_a_holds_message_when_a_freeze_starts_and_ends() {
+    let app = TestApp::builder().manual().spawn_polled().await;
+    let mut ws = app.stream().await;
+    assert_eq!(ws.next_json().await["type"], "status");
+    let r = app
+        .post(
+            "/api/v1/freeze",
+            &serde_json::json!({"duration": "30m", "reason": "CPI release", "name": "cpi"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let holds = next_of(&mut ws, "holds").await;
+    assert_eq!(holds["data"]["freeze"]["name"], "cpi", "{holds}");
+    assert_eq!(holds["data"]["freeze"]["reason"], "CPI release", "{holds}");
+    assert_eq!(holds["data"]["automation_mode"], "auto", "{holds}");
+    let r = app
+        .post(
+            "/api/v1/freeze/end",
+            &serde_json::json!({"reason": "released early"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let holds = next_of(&mut ws, "holds").await;
+    assert!(holds["data"]["freeze"].is_null(), "{holds}");
+}
+
+/// The next message of `kind`, skipping the periodic ones (bounded).
+async fn next_of(ws: &mut crate::harness::stream::Stream, kind: &str) -> serde_json::Value {
+    let deadline = Instant::now() + LONG;
+    loop {
+        assert!(Instant::now() < deadline, "no {kind} message");
+        let m = ws.next_json().await;
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_idle_subscribers_do_not_hold_up_a_rollback() {
     let app = TestApp::builder().manual().spawn_polled().await;
