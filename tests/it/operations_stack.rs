@@ -452,3 +452,58 @@ async fn a_rollback_is_told_to_alertmanager_directly_and_people_hear_it_once() {
         assert!(g["alerts"].as_array().unwrap().iter().any(is_direct), "{g}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rollback_is_told_to_alertmanager_directly_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = Shared::default();
+    let alertmanagers = [loopback_addr(), loopback_addr()];
+    let (app, _stack) = daemon_and_stack(dir.path(), &sinks, &alertmanagers).await;
+    // The target says yes and keeps its mode: the read-back proves the rollback failed.
+    app.sim.set_scenario("accepts-but-does-not-apply").await;
+    let e = app
+        .with_token(OPS_TOKEN)
+        .rollback("a target that does not switch")
+        .await
+        .failed();
+    assert_eq!(e["status"], "failed", "{e}");
+    let id = e["id"].as_str().unwrap().to_string();
+    for addr in &alertmanagers {
+        let notice = wait_until("the failed notice in Alertmanager", LIMIT, || async {
+            let alerts = am_get(addr, "/api/v2/alerts").await?;
+            alerts
+                .as_array()?
+                .iter()
+                .find(|a| {
+                    a["labels"]["event_id"] == id.as_str()
+                        && a["labels"]["status"] == "failed"
+                        && is_direct(a)
+                })
+                .cloned()
+        })
+        .await;
+        assert_eq!(
+            notice["labels"]["alertname"], "EmergencyRollbackTriggered",
+            "{notice}"
+        );
+        assert_eq!(notice["labels"]["severity"], "critical", "{notice}");
+        assert_eq!(
+            notice["receivers"],
+            json!([{"name": "emergency-rollback"}]),
+            "{notice}"
+        );
+    }
+    // People are told it failed.
+    wait_until(
+        "a Slack message that the rollback failed",
+        LIMIT,
+        || async {
+            received(&sinks)
+                .1
+                .iter()
+                .any(|b| b.contains(&id) && b.to_lowercase().contains("failed"))
+                .then_some(())
+        },
+    )
+    .await;
+}
