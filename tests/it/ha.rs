@@ -6,7 +6,10 @@ use crate::harness::app::Replica;
 use crate::harness::binary::ProcessReplica;
 use crate::harness::library::TestSim;
 use crate::harness::postgres::Postgres;
-use crate::harness::{alert, condition, delivery, wait_until, Scenario, TestApp};
+use crate::harness::{
+    alert, condition, delivery, wait_until, Scenario, TestApp, ADMIN_TOKEN, OPS_TOKEN,
+    SECOND_ADMIN_TOKEN,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -586,5 +589,71 @@ async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() 
                 .then_some(())
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_two_person_restore_asked_on_one_replica_is_approved_on_the_other() {
+    let pg = Postgres::start();
+    let yaml = "automation: { restore_approval: two_person }\n";
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .auth()
+        .append_yaml(yaml)
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .auth()
+        .append_yaml(yaml)
+        .spawn_replica(&a)
+        .await;
+    one_leader(&[&a.api(), &b.api()]).await;
+    let done = a.with_token(OPS_TOKEN).rollback("bad fills").await.ok();
+    assert_eq!(done["status"], "completed", "{done}");
+    wait_until("the other replica to see the rollback", LIMIT, || async {
+        (b.api().status().await.json["mode"] == "universal_cycle_4").then_some(())
+    })
+    .await;
+    let asked = a.with_token(ADMIN_TOKEN).restore("market calm").await;
+    assert_eq!(asked.status, 202, "{}", asked.text);
+    let id = asked.json["restore_request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/restore/requests/{id}/approve");
+    let other = b.api();
+    wait_until("the other replica to show the request", LIMIT, || async {
+        let h = other.get("/api/v1/holds").await.json;
+        h["restore_requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["id"] == id.as_str()))
+            .then_some(())
+    })
+    .await;
+    // The requester cannot approve it on the other replica either; a second admin can.
+    other
+        .with_token(ADMIN_TOKEN)
+        .post(&path, &json!({}))
+        .await
+        .error(403, "second_person_required");
+    let restored = other
+        .with_token(SECOND_ADMIN_TOKEN)
+        .post(&path, &json!({"reason": "agreed"}))
+        .await
+        .ok();
+    assert_eq!(restored["status"], "completed", "{restored}");
+    assert_eq!(restored["actor"], "chief");
+    assert_eq!(a.sim.status().await["mode"], "session_targeted");
+    // Answered once: the replica it was asked on drops it too.
+    wait_until("the asking replica to drop the request", LIMIT, || async {
+        let h = a.get("/api/v1/holds").await.json;
+        h["restore_requests"]
+            .as_array()
+            .is_some_and(|r| r.is_empty())
+            .then_some(())
+    })
     .await;
 }

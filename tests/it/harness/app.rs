@@ -44,6 +44,11 @@ impl Builder {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rollbackd.yaml");
         std::fs::write(&path, self.yaml(&of.sim.url)).unwrap();
+        std::fs::write(
+            dir.path().join("webhook.token"),
+            format!("{WEBHOOK_TOKEN}\n"),
+        )
+        .unwrap();
         let daemon = Daemon::start(&path, self.environment).await;
         Replica {
             api: Api::new(&daemon.url),
