@@ -657,3 +657,61 @@ async fn a_two_person_restore_asked_on_one_replica_is_approved_on_the_other() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proposal_opened_by_a_webhook_on_the_follower_runs_out_on_the_leader() {
+    let pg = Postgres::start();
+    let yaml = "automation: { mode: confirm, confirm_timeout: 2s, on_timeout: proceed }\n";
+    let a = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .append_yaml(yaml)
+        .spawn_polled()
+        .await;
+    let b = TestApp::builder()
+        .postgres(&pg)
+        .manual()
+        .append_yaml(yaml)
+        .spawn_replica(&a)
+        .await;
+    let (leader, follower) = leader_and_follower(&a, &b).await;
+    let d = delivery(alert("MaxDrawdownCritical", "firing", "fp-confirm", true));
+    let r = follower.webhook(&d).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The leader holds the follower's proposal and, unanswered, lets it proceed.
+    wait_until("the leader to hold the proposal", LIMIT, || async {
+        let h = leader.get("/api/v1/holds").await.json;
+        h["proposals"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+            .then_some(())
+    })
+    .await;
+    let e = wait_until("the proposal to proceed", LIMIT, || async {
+        a.events("")
+            .await
+            .into_iter()
+            .find(|e| e["status"] == "completed")
+    })
+    .await;
+    assert_eq!(e["trigger_type"], "alertmanager", "{e}");
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no answer in time"),
+        "{e}"
+    );
+    assert_eq!(a.sim.switches().len(), 1);
+    let kinds: Vec<String> = leader.get("/api/v1/audit?limit=50").await.json["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "proposal.proceeded").count(),
+        1,
+        "proceeded once: {kinds:?}"
+    );
+}
