@@ -40,6 +40,9 @@ pub(super) struct HoldState {
     mode: AutomationMode,
     proposals: Vec<Pending>,
     restores: Vec<RestoreRequestView>,
+    /// Proposals and restore requests this replica has taken to answer, until the history
+    /// says they are answered: reading the others' changes back never reopens one.
+    answering: std::collections::HashSet<String>,
 }
 
 impl HoldState {
@@ -51,6 +54,7 @@ impl HoldState {
             mode: config.automation.mode,
             proposals: vec![],
             restores: vec![],
+            answering: Default::default(),
         }
     }
 }
@@ -376,7 +380,9 @@ impl Engine {
             .iter()
             .position(|p| p.view.id == id)
             .ok_or_else(|| EngineError::NotFound(format!("no open proposal {id}")))?;
-        Ok(h.proposals.remove(i))
+        let p = h.proposals.remove(i);
+        h.answering.insert(p.view.id.clone());
+        Ok(p)
     }
 
     /// An operator answers a proposal: approved, it is judged as a person's request; rejected,
@@ -401,7 +407,9 @@ impl Engine {
             .audit(kind, actor, reason, json!(p.view), Value::Null)
             .await
         {
-            self.hold().proposals.insert(0, p);
+            let mut h = self.hold();
+            h.answering.remove(&p.view.id);
+            h.proposals.insert(0, p);
             return Err(e);
         }
         self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
@@ -499,13 +507,17 @@ impl Engine {
                     "{actor} asked for this restore; another admin must approve it"
                 )));
             }
-            h.restores.remove(i)
+            let ask = h.restores.remove(i);
+            h.answering.insert(ask.id.clone());
+            ask
         };
         if let Err(e) = self
             .audit("restore.approved", actor, reason, json!(ask), Value::Null)
             .await
         {
-            self.hold().restores.push(ask);
+            let mut h = self.hold();
+            h.answering.remove(&ask.id);
+            h.restores.push(ask);
             return Err(e);
         }
         self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
@@ -583,35 +595,43 @@ impl Engine {
                 .into_iter()
                 .partition(|p| p.view.deadline <= now);
             h.proposals = keep;
+            h.answering.extend(due.iter().map(|p| p.view.id.clone()));
             due
         };
-        for p in due {
+        let mut due = due.into_iter();
+        while let Some(p) = due.next() {
             self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
+            let (kind, why) = match p.view.on_timeout {
+                OnTimeout::Proceed => (
+                    "proposal.proceeded",
+                    "no answer in time; the config says proceed",
+                ),
+                OnTimeout::Lapse => (
+                    "proposal.lapsed",
+                    "no answer in time; the config says lapse",
+                ),
+            };
+            if let Err(e) = self
+                .audit(kind, "rollbackd", why, json!(p.view), Value::Null)
+                .await
+            {
+                // Not recorded, so not answered: this one and the rest wait for the next tick.
+                let mut h = self.hold();
+                for p in std::iter::once(p).chain(due) {
+                    h.answering.remove(&p.view.id);
+                    h.proposals.push(p);
+                }
+                return Err(e);
+            }
             let mut request = p.request;
             match p.view.on_timeout {
                 OnTimeout::Proceed => {
-                    self.audit(
-                        "proposal.proceeded",
-                        "rollbackd",
-                        "no answer in time; the config says proceed",
-                        json!(p.view),
-                        Value::Null,
-                    )
-                    .await?;
                     request.approval = Approval::Timeout;
                     request.reason = format!("{} (no answer in time: proceeded)", request.reason);
                     let result = self.request_rollback(request).await;
                     self.log_requested("confirm timeout", &result);
                 }
                 OnTimeout::Lapse => {
-                    self.audit(
-                        "proposal.lapsed",
-                        "rollbackd",
-                        "no answer in time; the config says lapse",
-                        json!(p.view),
-                        Value::Null,
-                    )
-                    .await?;
                     let note = "proposal lapsed: no answer in time".to_string();
                     self.record_unexecuted(&request, SuppressReason::Lapsed, note)
                         .await?;
@@ -628,6 +648,7 @@ impl Engine {
                 .into_iter()
                 .partition(|r| r.expires_at <= now);
             h.restores = keep;
+            h.answering.extend(due.iter().map(|r| r.id.clone()));
             due
         };
         for r in due {
@@ -851,8 +872,22 @@ impl Engine {
                 }
             }
             h.holds.set_regime(regime);
-            h.proposals = proposals;
-            h.restores = restores;
+            // What this replica is answering stays answered here; once the history no
+            // longer shows it open, it is forgotten.
+            let open: std::collections::HashSet<String> = proposals
+                .iter()
+                .map(|p| p.view.id.clone())
+                .chain(restores.iter().map(|r| r.id.clone()))
+                .collect();
+            h.answering.retain(|id| open.contains(id));
+            h.proposals = proposals
+                .into_iter()
+                .filter(|p| !h.answering.contains(&p.view.id))
+                .collect();
+            h.restores = restores
+                .into_iter()
+                .filter(|r| !h.answering.contains(&r.id))
+                .collect();
             let before = h.mode;
             h.mode = mode.unwrap_or(config_mode);
             before == AutomationMode::Observe && h.mode != AutomationMode::Observe
