@@ -190,3 +190,50 @@ async fn a_wall_clock_step_at_start_does_not_cancel_the_cooldown() {
         "15 min cooldown, 10 s of it gone by the boot clock, not an hour by the wall clock: {left}"
     );
 }
+
+/// A confirm-mode proposal whose time ran out while the history refused the record stays
+/// open and proceeds once the disk is back (it used to be dropped: a kill switch that
+/// silently did nothing).
+#[tokio::test]
+async fn a_proposal_whose_expiry_cannot_be_recorded_proceeds_once_the_disk_is_back() {
+    let app = TestApp::builder()
+        .append_yaml("automation: { mode: confirm, confirm_timeout: 1s, on_timeout: proceed }\n")
+        .spawn_polled()
+        .await;
+    app.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
+    wait_until("a proposal", LONG, || async {
+        let h = app.get("/api/v1/holds").await.json;
+        h["proposals"]
+            .as_array()
+            .is_some_and(|p| p.len() == 1)
+            .then_some(())
+    })
+    .await;
+    let db = app.history().open();
+    refuse(
+        &db,
+        "fail_expiry",
+        "audit_log",
+        "WHEN NEW.kind = 'proposal.proceeded'",
+    );
+    // Past the deadline, several ticks try to record the expiry and fail.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert!(app.events("").await.is_empty(), "nothing ran unrecorded");
+    let h = app.get("/api/v1/holds").await.json;
+    assert_eq!(
+        h["proposals"].as_array().map(Vec::len),
+        Some(1),
+        "the proposal is still open: {h}"
+    );
+    mend(&db, "fail_expiry");
+    let event = app.wait_final().await;
+    assert_eq!(event["status"], "completed", "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no answer in time"),
+        "{event}"
+    );
+    assert_eq!(app.sim.switches().len(), 1);
+}
