@@ -502,6 +502,11 @@ impl Engine {
                 h.restores.iter().position(|r| r.id == id).ok_or_else(|| {
                     EngineError::NotFound(format!("no open restore request {id}"))
                 })?;
+            if h.restores[i].expires_at <= Utc::now() {
+                return Err(EngineError::NotFound(format!(
+                    "restore request {id} expired; ask again"
+                )));
+            }
             if h.restores[i].requested_by == actor {
                 return Err(EngineError::SecondPersonRequired(format!(
                     "{actor} asked for this restore; another admin must approve it"
@@ -651,15 +656,22 @@ impl Engine {
             h.answering.extend(due.iter().map(|r| r.id.clone()));
             due
         };
-        for r in due {
-            self.audit(
-                "restore.expired",
-                "rollbackd",
-                "no second person approved in time",
-                json!(r),
-                Value::Null,
-            )
-            .await?;
+        let mut due = due.into_iter();
+        while let Some(r) = due.next() {
+            let why = "no second person approved in time";
+            if let Err(e) = self
+                .audit("restore.expired", "rollbackd", why, json!(r), Value::Null)
+                .await
+            {
+                // Not recorded: it stays listed (it can no longer be approved: it expired)
+                // until the expiry is.
+                let mut h = self.hold();
+                for r in std::iter::once(r).chain(due) {
+                    h.answering.remove(&r.id);
+                    h.restores.push(r);
+                }
+                return Err(e);
+            }
             self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
         }
         Ok(())

@@ -237,3 +237,50 @@ async fn a_proposal_whose_expiry_cannot_be_recorded_proceeds_once_the_disk_is_ba
     );
     assert_eq!(app.sim.switches().len(), 1);
 }
+
+/// A two-person restore request whose expiry cannot be recorded is not approvable and is
+/// recorded as expired once the disk is back.
+#[tokio::test]
+async fn a_restore_request_whose_expiry_cannot_be_recorded_is_recorded_once_the_disk_is_back() {
+    let app = TestApp::builder()
+        .manual()
+        .auth()
+        .append_yaml("automation: { restore_approval: two_person, restore_approval_timeout: 1s }\n")
+        .spawn_polled()
+        .await;
+    app.with_token(OPS_TOKEN).rollback("bad fills").await.ok();
+    let db = app.history().open();
+    refuse(
+        &db,
+        "fail_expiry",
+        "audit_log",
+        "WHEN NEW.kind = 'restore.expired'",
+    );
+    let asked = app.with_token(ADMIN_TOKEN).restore("market calm").await;
+    assert_eq!(asked.status, 202, "{}", asked.text);
+    let id = asked.json["restore_request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    app.with_token(SECOND_ADMIN_TOKEN)
+        .post(
+            &format!("/api/v1/restore/requests/{id}/approve"),
+            &json!({}),
+        )
+        .await
+        .error(404, "not_found");
+    assert_eq!(app.sim.status().await["mode"], "universal_cycle_4");
+    mend(&db, "fail_expiry");
+    wait_until("the expiry to be recorded", LONG, || async {
+        let v = app.get("/api/v1/audit?limit=50").await.json;
+        v["records"]
+            .as_array()?
+            .iter()
+            .any(|r| r["kind"] == "restore.expired")
+            .then_some(())
+    })
+    .await;
+    let h = app.get("/api/v1/holds").await.json;
+    assert_eq!(h["restore_requests"], json!([]), "{h}");
+}
