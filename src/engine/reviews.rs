@@ -22,6 +22,9 @@ struct History {
     starts: Vec<(String, String)>,
 }
 
+/// Episodes read at a time by the rates and the report.
+const EPISODE_PAGE: u32 = 200;
+
 impl Engine {
     /// Records `reviewer`'s review of a finished trigger episode; the answer comes once it is
     /// durable and the rates include it.
@@ -100,14 +103,54 @@ impl Engine {
         ))
     }
 
+    /// Walks the episodes of `[since, until)` page by page, newest page first, with the
+    /// `startsAt` of their alerts: memory stays one page, however many the window holds.
+    async fn episode_pages(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        mut each: impl FnMut(Vec<Event>, Vec<(String, String)>),
+    ) -> Result<(), StoreError> {
+        let store = &self.0.store;
+        let mut before = None;
+        loop {
+            let page = store
+                .episodes(since, until, before.take(), EPISODE_PAGE)
+                .await?;
+            let Some(oldest) = page.first() else {
+                return Ok(());
+            };
+            let full = page.len() == EPISODE_PAGE as usize;
+            before = Some(oldest.id.clone());
+            let fingerprints: Vec<String> = page
+                .iter()
+                .flat_map(|e| e.request.fingerprints.iter().cloned())
+                .collect();
+            let starts = store.alert_starts(fingerprints).await?;
+            each(page, starts);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
     async fn history(
         &self,
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<History, StoreError> {
-        let store = &self.0.store;
-        let events = store.episodes(since, until).await?;
-        let missed = store
+        let mut pages = Vec::new();
+        let mut starts = Vec::new();
+        self.episode_pages(since, until, |page, s| {
+            pages.push(page);
+            starts.extend(s);
+        })
+        .await?;
+        // Oldest first, as the report lists them.
+        let events = pages.into_iter().rev().flatten().collect();
+        let missed = self
+            .0
+            .store
             .list_missed(MissedQuery {
                 limit: u32::MAX,
                 since: Some(since),
@@ -115,11 +158,6 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let fingerprints: Vec<String> = events
-            .iter()
-            .flat_map(|e| e.request.fingerprints.iter().cloned())
-            .collect();
-        let starts = store.alert_starts(fingerprints).await?;
         Ok(History {
             events,
             missed,
@@ -127,7 +165,8 @@ impl Engine {
         })
     }
 
-    /// The rates of every window as of `now`, from the history.
+    /// The rates of every window as of `now`, from the history. Each page of events is
+    /// reduced to the domain's small `Episode`s before the next is read.
     async fn compute_rates(&self, now: DateTime<Utc>) -> Result<SuccessRates, StoreError> {
         let longest = Window::ALL
             .iter()
@@ -136,13 +175,25 @@ impl Engine {
             .unwrap_or_default();
         // A millisecond past now, so an episode recorded this very millisecond counts.
         let until = now + chrono::Duration::milliseconds(1);
-        let h = self.history(now - longest, until).await?;
-        let episodes: Vec<_> = h
-            .events
+        let since = now - longest;
+        let mut episodes = Vec::new();
+        self.episode_pages(since, until, |page, starts| {
+            episodes.extend(page.iter().filter_map(|e| report::episode(e, &starts)));
+        })
+        .await?;
+        let missed: Vec<_> = self
+            .0
+            .store
+            .list_missed(MissedQuery {
+                limit: u32::MAX,
+                since: Some(since),
+                until: Some(until),
+                ..Default::default()
+            })
+            .await?
             .iter()
-            .filter_map(|e| report::episode(e, &h.starts))
+            .map(|m| m.from)
             .collect();
-        let missed: Vec<_> = h.missed.iter().map(|m| m.from).collect();
         let windows = Window::ALL
             .iter()
             .map(|w| {

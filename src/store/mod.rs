@@ -582,10 +582,18 @@ impl Store {
         each!(self, s => s.list_missed(q).await)
     }
 
-    /// Rollback events created in `[since, until)`, oldest first, each with its transitions,
-    /// validations and reviews: what the rates and the report are read from.
-    pub async fn episodes(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Event>> {
-        each!(self, s => s.episodes(since, until).await)
+    /// Rollback events created in `[since, until)`, each with its transitions, validations and
+    /// reviews: what the rates and the report are read from. A page: at most `limit` of them,
+    /// the newest older than `before` (an event id; `None`: the newest), oldest first within
+    /// the page. A reader walks back page by page, so memory stays one page.
+    pub async fn episodes(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        each!(self, s => s.episodes(since, until, before, limit).await)
     }
 
     /// When the oldest executed rollback without a review started, over the whole history.

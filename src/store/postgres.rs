@@ -739,13 +739,24 @@ impl PgStore {
         .await
     }
 
-    pub async fn episodes(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Event>> {
+    pub async fn episodes(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let c = self.client().await?;
         let mut events = query_events(
             &**c,
-            "WHERE e.action = 'rollback' AND e.created_ms >= $1 AND e.created_ms < $2",
-            &[&since.timestamp_millis(), &until.timestamp_millis()],
-            u32::MAX,
+            "WHERE e.action = 'rollback' AND e.created_ms >= $1 AND e.created_ms < $2 \
+             AND ($3::TEXT IS NULL OR e.seq < (SELECT seq FROM rollback_events WHERE id = $3))",
+            &[
+                &since.timestamp_millis(),
+                &until.timestamp_millis(),
+                &before,
+            ],
+            limit,
         )
         .await?;
         events.reverse();

@@ -323,14 +323,24 @@ impl SqliteStore {
         .await
     }
 
-    /// Rollback events created in `[since, until)`, oldest first, with their details.
-    pub async fn episodes(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Event>> {
+    /// A page of the rollback events created in `[since, until)`, with their details.
+    pub async fn episodes(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         self.read(move |c| {
             let mut events = query_events(
                 c,
                 EPISODES,
-                &[&since.timestamp_millis(), &until.timestamp_millis()],
-                u32::MAX,
+                &[
+                    &since.timestamp_millis(),
+                    &until.timestamp_millis(),
+                    &before,
+                ],
+                limit,
             )?;
             events.reverse();
             for e in &mut events {
@@ -546,7 +556,8 @@ const RAN: &str = "SELECT event_id FROM rollback_transitions WHERE status IN ('p
 /// the time filter still decides.
 const EPISODES: &str =
     "WHERE e.seq >= (SELECT MIN(seq) FROM rollback_events WHERE created_ms >= ?1) \
-     AND e.action = 'rollback' AND e.created_ms >= ?1 AND e.created_ms < ?2";
+     AND e.action = 'rollback' AND e.created_ms >= ?1 AND e.created_ms < ?2 \
+     AND (?3 IS NULL OR e.seq < (SELECT seq FROM rollback_events WHERE id = ?3))";
 
 /// The oldest executed rollback without a review. Only an event that ran can be an executed
 /// rollback: it is looked for among those (the partial index), not among every suppressed
@@ -1031,6 +1042,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn episodes_are_read_page_by_page_without_losing_or_repeating_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("h.db")).unwrap();
+        let since = Utc::now() - chrono::Duration::seconds(5);
+        let ids: Vec<String> = (0..7).map(|i| format!("e{i}")).collect();
+        for id in &ids {
+            s.insert_event(
+                &event(id, EventStatus::Suppressed),
+                TransitionDetail::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let until = Utc::now() + chrono::Duration::seconds(1);
+        let (mut seen, mut before) = (Vec::new(), None);
+        loop {
+            let page = s.episodes(since, until, before.take(), 3).await.unwrap();
+            assert!(page.len() <= 3);
+            let Some(first) = page.first() else { break };
+            before = Some(first.id.clone());
+            assert!(page.iter().all(|e| e.transitions.is_some()), "with details");
+            // Oldest first within a page; pages go back in time.
+            seen.splice(0..0, page.iter().map(|e| e.id.clone()));
+        }
+        assert_eq!(seen, ids);
+        let all = s.episodes(since, until, None, u32::MAX).await.unwrap();
+        assert_eq!(all.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
+    }
+
+    #[tokio::test]
     async fn events_move_through_the_life_cycle_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
@@ -1433,7 +1474,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.oldest_unreviewed().await.unwrap(), None);
         let eps = s
-            .episodes(old, Utc::now() + chrono::Duration::seconds(1))
+            .episodes(old, Utc::now() + chrono::Duration::seconds(1), None, 100)
             .await
             .unwrap();
         assert_eq!(
