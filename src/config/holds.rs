@@ -289,12 +289,7 @@ pub(super) fn regimes(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::load_text;
-
-    fn refused(yaml: &str) -> (String, String) {
-        let e = load_text(yaml, None).expect_err(yaml);
-        (e.key, e.message)
-    }
+    use crate::config::testing::{load_text, refused};
 
     #[test]
     fn a_bad_regime_is_refused_naming_its_key() {

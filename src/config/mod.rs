@@ -19,7 +19,10 @@ mod web;
 
 pub use error::ConfigError;
 pub use holds::{AutomationConfig, WindowsConfig};
-pub use operations::{AlertmanagerConfig, DrillConfig, NotificationTestConfig, CHANNELS};
+pub use operations::{
+    channel_problem, AlertmanagerConfig, ChannelProblem, DrillConfig, NotificationTestConfig,
+    CHANNELS,
+};
 pub use overlay::{apply_overlay, OverlayOrigin};
 pub use raw::Overrides;
 pub use thresholds::SEED_THRESHOLDS;
@@ -413,6 +416,12 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "rollbackd.yaml", text);
         load(&p, env)
+    }
+
+    /// The key and the message of the mistake `yaml` is refused for.
+    pub(crate) fn refused(yaml: &str) -> (String, String) {
+        let e = load_text(yaml, None).expect_err(yaml);
+        (e.key, e.message)
     }
 }
 

@@ -64,6 +64,33 @@ pub const CHANNELS: [&str; 9] = [
     "msteams",
 ];
 
+/// What is wrong with a list of channels to test, by position.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ChannelProblem {
+    /// No channel: a test of none would pass having proved nothing.
+    Empty,
+    /// Not an integration Alertmanager counts by.
+    Unknown(usize),
+    /// Named before: it could never be judged twice.
+    Twice(usize),
+}
+
+/// The first problem of `channels`, if any (the config and the API judge a list alike).
+pub fn channel_problem(channels: &[String]) -> Option<ChannelProblem> {
+    if channels.is_empty() {
+        return Some(ChannelProblem::Empty);
+    }
+    channels.iter().enumerate().find_map(|(i, c)| {
+        if !CHANNELS.contains(&c.as_str()) {
+            Some(ChannelProblem::Unknown(i))
+        } else if channels[..i].contains(c) {
+            Some(ChannelProblem::Twice(i))
+        } else {
+            None
+        }
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAlertmanager {
@@ -150,23 +177,32 @@ pub(super) fn notification_tests(
         out.wait = d;
     }
     if let Some(c) = raw.channels {
-        if let Some((i, bad)) = c
-            .iter()
-            .enumerate()
-            .find(|(_, c)| !CHANNELS.contains(&c.as_str()))
-        {
-            return Err(at.err(
-                format!("notification_tests.channels[{i}]"),
-                format!(
-                    "unknown channel {bad:?}; expected one of {}",
-                    CHANNELS.join(", ")
-                ),
-            ));
+        // A channel listed twice in the config is tested once; a mistake is named at its
+        // place in the file.
+        let (mut once, mut place) = (Vec::new(), Vec::new());
+        for (i, ch) in c.into_iter().enumerate() {
+            if !once.contains(&ch) {
+                once.push(ch);
+                place.push(i);
+            }
         }
-        if c.is_empty() {
-            return Err(at.err("notification_tests.channels", "name at least one channel"));
+        match channel_problem(&once) {
+            None | Some(ChannelProblem::Twice(_)) => {}
+            Some(ChannelProblem::Empty) => {
+                return Err(at.err("notification_tests.channels", "name at least one channel"))
+            }
+            Some(ChannelProblem::Unknown(j)) => {
+                return Err(at.err(
+                    format!("notification_tests.channels[{}]", place[j]),
+                    format!(
+                        "unknown channel {:?}; expected one of {}",
+                        once[j],
+                        CHANNELS.join(", ")
+                    ),
+                ))
+            }
         }
-        out.channels = c;
+        out.channels = once;
     }
     Ok(out)
 }

@@ -370,12 +370,7 @@ fn secret(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::load_text;
-
-    fn refused(yaml: &str) -> (String, String) {
-        let e = load_text(yaml, None).expect_err(yaml);
-        (e.key, e.message)
-    }
+    use crate::config::testing::{load_text, refused};
 
     #[test]
     fn storage_takes_sqlite_or_postgres_and_names_each_mistake() {

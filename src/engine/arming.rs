@@ -6,7 +6,7 @@
 use super::{lock, Engine, EngineError};
 use crate::domain::lifecycle::{Arming, AutomaticPath};
 use crate::events::EngineEvent;
-use crate::store::{AuditQuery, AuditRecord};
+use crate::store::AuditRecord;
 use chrono::Utc;
 use serde_json::json;
 
@@ -38,20 +38,7 @@ impl Engine {
     /// Another replica armed or disarmed a path: the latest arming record in the shared
     /// history is this replica's too (the config still says whether a path may act at all).
     pub(super) async fn follow_arming(&self) -> Result<(), EngineError> {
-        let mut latest: Option<AuditRecord> = None;
-        for kind in ["arm", "disarm", "disarm_all"] {
-            let q = AuditQuery {
-                limit: 1,
-                before: None,
-                kind: Some(kind.into()),
-            };
-            if let Some(r) = self.0.store.list_audit(q).await?.into_iter().next() {
-                if latest.as_ref().is_none_or(|l| r.id > l.id) {
-                    latest = Some(r);
-                }
-            }
-        }
-        let Some(record) = latest else {
+        let Some(record) = self.latest_of(&["arm", "disarm", "disarm_all"]).await? else {
             return Ok(());
         };
         let armed = |path: AutomaticPath| record.to[path.as_str()]["armed"].as_bool();

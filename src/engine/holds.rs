@@ -46,6 +46,23 @@ pub(super) struct HoldState {
 }
 
 impl HoldState {
+    /// Proposals whose answer could not be recorded: open again, first in line.
+    fn reopen_proposals(&mut self, ps: impl IntoIterator<Item = Pending>) {
+        let ps: Vec<Pending> = ps.into_iter().collect();
+        for p in &ps {
+            self.answering.remove(&p.view.id);
+        }
+        self.proposals.splice(0..0, ps);
+    }
+
+    /// Restore requests whose answer or expiry could not be recorded: listed again.
+    fn reopen_restores(&mut self, rs: impl IntoIterator<Item = RestoreRequestView>) {
+        for r in rs {
+            self.answering.remove(&r.id);
+            self.restores.push(r);
+        }
+    }
+
     pub(super) fn new(config: &Config) -> HoldState {
         let mut scheduled = config.freezes.scheduled.clone();
         scheduled.extend(config.maintenance.scheduled.iter().cloned());
@@ -407,9 +424,7 @@ impl Engine {
             .audit(kind, actor, reason, json!(p.view), Value::Null)
             .await
         {
-            let mut h = self.hold();
-            h.answering.remove(&p.view.id);
-            h.proposals.insert(0, p);
+            self.hold().reopen_proposals([p]);
             return Err(e);
         }
         self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
@@ -520,9 +535,7 @@ impl Engine {
             .audit("restore.approved", actor, reason, json!(ask), Value::Null)
             .await
         {
-            let mut h = self.hold();
-            h.answering.remove(&ask.id);
-            h.restores.push(ask);
+            self.hold().reopen_restores([ask]);
             return Err(e);
         }
         self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
@@ -621,11 +634,7 @@ impl Engine {
                 .await
             {
                 // Not recorded, so not answered: this one and the rest wait for the next tick.
-                let mut h = self.hold();
-                for p in std::iter::once(p).chain(due) {
-                    h.answering.remove(&p.view.id);
-                    h.proposals.push(p);
-                }
+                self.hold().reopen_proposals(std::iter::once(p).chain(due));
                 return Err(e);
             }
             let mut request = p.request;
@@ -665,11 +674,7 @@ impl Engine {
             {
                 // Not recorded: it stays listed (it can no longer be approved: it expired)
                 // until the expiry is.
-                let mut h = self.hold();
-                for r in std::iter::once(r).chain(due) {
-                    h.answering.remove(&r.id);
-                    h.restores.push(r);
-                }
+                self.hold().reopen_restores(std::iter::once(r).chain(due));
                 return Err(e);
             }
             self.emit(EngineEvent::HoldsChanged(Arc::new(self.holds())));
@@ -678,13 +683,16 @@ impl Engine {
     }
 
     /// The newest audit record among `kinds`.
-    async fn latest_of(&self, kinds: &[String]) -> Result<Option<AuditRecord>, EngineError> {
+    pub(super) async fn latest_of(
+        &self,
+        kinds: &[impl AsRef<str>],
+    ) -> Result<Option<AuditRecord>, EngineError> {
         let mut best: Option<AuditRecord> = None;
         for kind in kinds {
             let q = AuditQuery {
                 limit: 1,
                 before: None,
-                kind: Some(kind.clone()),
+                kind: Some(kind.as_ref().to_owned()),
             };
             if let Some(r) = self.0.store.list_audit(q).await?.into_iter().next() {
                 if best.as_ref().is_none_or(|b| r.id > b.id) {
@@ -699,18 +707,7 @@ impl Engine {
     pub(super) async fn resume_holds(&self) -> Result<(), EngineError> {
         let now = Utc::now();
         for kind in WindowKind::ALL {
-            let kinds = [
-                format!("{kind}.start"),
-                format!("{kind}.end"),
-                format!("{kind}.expired"),
-            ];
-            let Some(last) = self.latest_of(&kinds).await? else {
-                continue;
-            };
-            if last.kind != kinds[0] {
-                continue;
-            }
-            let Ok(w) = serde_json::from_value::<Window>(last.to.clone()) else {
+            let Some(w) = self.last_started_window(kind).await? else {
                 continue;
             };
             if w.end > now {
@@ -720,28 +717,34 @@ impl Engine {
                 h.holds.mark_seen(&w);
             } else {
                 let reason = format!("expired while rollbackd was down: {}", w.reason);
-                self.audit(&kinds[2], "rollbackd", &reason, json!(w), Value::Null)
-                    .await?;
+                self.audit(
+                    &format!("{kind}.expired"),
+                    "rollbackd",
+                    &reason,
+                    json!(w),
+                    Value::Null,
+                )
+                .await?;
             }
         }
-        let kinds = ["regime.set", "regime.clear", "regime.expired"].map(String::from);
-        if let Some(last) = self.latest_of(&kinds).await? {
-            if let (true, Ok(r)) = (
-                last.kind == kinds[0],
-                serde_json::from_value::<Regime>(last.to.clone()),
-            ) {
-                let known = self.0.base.load().regimes.contains_key(&r.name);
-                if r.until.is_some_and(|u| u <= now) {
-                    let reason = format!("expired while rollbackd was down: {}", r.reason);
-                    self.audit(&kinds[2], "rollbackd", &reason, json!(r), Value::Null)
-                        .await?;
-                } else if !known {
-                    let reason = format!("the config no longer defines regime {}", r.name);
-                    self.audit(&kinds[1], "rollbackd", &reason, json!(r), Value::Null)
-                        .await?;
-                } else {
-                    self.hold().holds.set_regime(Some(r));
-                }
+        if let Some(r) = self.last_set_regime().await? {
+            let known = self.0.base.load().regimes.contains_key(&r.name);
+            if r.until.is_some_and(|u| u <= now) {
+                let reason = format!("expired while rollbackd was down: {}", r.reason);
+                self.audit(
+                    "regime.expired",
+                    "rollbackd",
+                    &reason,
+                    json!(r),
+                    Value::Null,
+                )
+                .await?;
+            } else if !known {
+                let reason = format!("the config no longer defines regime {}", r.name);
+                self.audit("regime.clear", "rollbackd", &reason, json!(r), Value::Null)
+                    .await?;
+            } else {
+                self.hold().holds.set_regime(Some(r));
             }
         }
         if let Some(m) = self.recorded_mode().await? {
@@ -756,7 +759,7 @@ impl Engine {
     /// The runtime mode in the history, if it still holds: a runtime choice holds until the
     /// config's own mode changes.
     async fn recorded_mode(&self) -> Result<Option<AutomationMode>, EngineError> {
-        let Some(last) = self.latest_of(&["automation.mode".into()]).await? else {
+        let Some(last) = self.latest_of(&["automation.mode"]).await? else {
             return Ok(None);
         };
         let config_mode = self.0.base.load().automation.mode;
@@ -767,33 +770,29 @@ impl Engine {
         Ok(runtime.filter(|_| recorded_config == Some(config_mode)))
     }
 
-    /// The ad hoc window of `kind` the history says is in force now.
-    async fn recorded_window(&self, kind: WindowKind) -> Result<Option<Window>, EngineError> {
+    /// The ad hoc window of `kind` the history last started, unless an end or an expiry
+    /// followed it; whether it still holds is the caller's to judge.
+    async fn last_started_window(&self, kind: WindowKind) -> Result<Option<Window>, EngineError> {
+        let start = format!("{kind}.start");
         let kinds = [
-            format!("{kind}.start"),
+            start.clone(),
             format!("{kind}.end"),
             format!("{kind}.expired"),
         ];
-        let now = Utc::now();
         Ok(self
             .latest_of(&kinds)
             .await?
-            .filter(|r| r.kind == kinds[0])
-            .and_then(|r| serde_json::from_value::<Window>(r.to).ok())
-            .filter(|w| w.end > now))
+            .filter(|r| r.kind == start)
+            .and_then(|r| serde_json::from_value(r.to).ok()))
     }
 
-    /// The regime the history says is in force now (one the config still defines).
-    async fn recorded_regime(&self) -> Result<Option<Regime>, EngineError> {
-        let kinds = ["regime.set", "regime.clear", "regime.expired"].map(String::from);
-        let now = Utc::now();
-        let known = |r: &Regime| self.0.base.load().regimes.contains_key(&r.name);
+    /// The regime the history last set, unless a clear or an expiry followed it.
+    async fn last_set_regime(&self) -> Result<Option<Regime>, EngineError> {
         Ok(self
-            .latest_of(&kinds)
+            .latest_of(&["regime.set", "regime.clear", "regime.expired"])
             .await?
-            .filter(|r| r.kind == kinds[0])
-            .and_then(|r| serde_json::from_value::<Regime>(r.to).ok())
-            .filter(|r| r.until.is_none_or(|u| u > now) && known(r)))
+            .filter(|r| r.kind == "regime.set")
+            .and_then(|r| serde_json::from_value(r.to).ok()))
     }
 
     /// The records of `opened` that none of `closing` has answered yet (matched on the
@@ -833,11 +832,17 @@ impl Engine {
     /// replica decides alike whichever one a trigger reaches. Nothing is recorded here: the
     /// replica that made the change did that.
     pub(super) async fn follow_holds(&self) -> Result<(), EngineError> {
+        let now = Utc::now();
         let mut windows = Vec::new();
         for kind in WindowKind::ALL {
-            windows.push((kind, self.recorded_window(kind).await?));
+            let w = self.last_started_window(kind).await?;
+            windows.push((kind, w.filter(|w| w.end > now)));
         }
-        let regime = self.recorded_regime().await?;
+        let known = |r: &Regime| self.0.base.load().regimes.contains_key(&r.name);
+        let regime = self
+            .last_set_regime()
+            .await?
+            .filter(|r| r.until.is_none_or(|u| u > now) && known(r));
         let mode = self.recorded_mode().await?;
         let proposals: Vec<Pending> = self
             .still_open(

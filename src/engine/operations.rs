@@ -355,17 +355,8 @@ impl Engine {
                 checked_channels(&asked).map_err(EngineError::Rejected)?;
                 asked
             }
-            // The config's list is known and never empty; a channel listed twice there is
-            // tested once.
-            None => {
-                let mut once: Vec<String> = Vec::new();
-                for c in &cfg.notification_tests.channels {
-                    if !once.contains(c) {
-                        once.push(c.clone());
-                    }
-                }
-                once
-            }
+            // Checked at load: known, never empty, each once.
+            None => cfg.notification_tests.channels.clone(),
         };
         let before = self.am_counters().await;
         let id = uuid::Uuid::now_v7().to_string();
@@ -563,25 +554,21 @@ impl Engine {
 /// no channel would pass having proved nothing, and a repeated one could never be judged).
 /// The message names the field and the channel.
 fn checked_channels(channels: &[String]) -> Result<(), String> {
-    let known = crate::config::CHANNELS;
-    if channels.is_empty() {
-        return Err(format!(
-            "channels: name at least one channel; expected some of {}",
-            known.join(", ")
-        ));
-    }
-    for (i, c) in channels.iter().enumerate() {
-        if !known.contains(&c.as_str()) {
-            return Err(format!(
-                "channels: unknown channel {c:?}; expected one of {}",
-                known.join(", ")
-            ));
-        }
-        if channels[..i].contains(c) {
-            return Err(format!("channels: {c:?} is listed twice"));
+    use crate::config::ChannelProblem;
+    let known = crate::config::CHANNELS.join(", ");
+    match crate::config::channel_problem(channels) {
+        None => Ok(()),
+        Some(ChannelProblem::Empty) => Err(format!(
+            "channels: name at least one channel; expected some of {known}"
+        )),
+        Some(ChannelProblem::Unknown(i)) => Err(format!(
+            "channels: unknown channel {:?}; expected one of {known}",
+            channels[i]
+        )),
+        Some(ChannelProblem::Twice(i)) => {
+            Err(format!("channels: {:?} is listed twice", channels[i]))
         }
     }
-    Ok(())
 }
 
 fn drill_alert(id: &str, ok: bool, steps: &[DrillStep]) -> OutAlert {

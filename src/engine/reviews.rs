@@ -148,21 +148,26 @@ impl Engine {
         .await?;
         // Oldest first, as the report lists them.
         let events = pages.into_iter().rev().flatten().collect();
-        let missed = self
-            .0
-            .store
-            .list_missed(MissedQuery {
-                limit: u32::MAX,
-                since: Some(since),
-                until: Some(until),
-                ..Default::default()
-            })
-            .await?;
         Ok(History {
             events,
-            missed,
+            missed: self.missed(since, until).await?,
             starts,
         })
+    }
+
+    /// The missed degradations that began in `[since, until)`.
+    async fn missed(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<MissedDegradation>, StoreError> {
+        let q = MissedQuery {
+            limit: u32::MAX,
+            since: Some(since),
+            until: Some(until),
+            ..Default::default()
+        };
+        self.0.store.list_missed(q).await
     }
 
     /// The rates of every window as of `now`, from the history. Each page of events is
@@ -182,14 +187,7 @@ impl Engine {
         })
         .await?;
         let missed: Vec<_> = self
-            .0
-            .store
-            .list_missed(MissedQuery {
-                limit: u32::MAX,
-                since: Some(since),
-                until: Some(until),
-                ..Default::default()
-            })
+            .missed(since, until)
             .await?
             .iter()
             .map(|m| m.from)

@@ -202,11 +202,7 @@ async fn a_proposal_whose_expiry_cannot_be_recorded_proceeds_once_the_disk_is_ba
         .await;
     app.sim.set_metrics(json!({"max_drawdown": 6.0})).await;
     wait_until("a proposal", LONG, || async {
-        let h = app.get("/api/v1/holds").await.json;
-        h["proposals"]
-            .as_array()
-            .is_some_and(|p| p.len() == 1)
-            .then_some(())
+        (app.proposals().await?.len() == 1).then_some(())
     })
     .await;
     let db = app.history().open();

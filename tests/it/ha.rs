@@ -2,7 +2,7 @@
 //! the alerts are spread, a leader killed mid-rollback, the database restarted under them.
 
 use crate::harness::api::Api;
-use crate::harness::app::Replica;
+use crate::harness::app::{Builder, Replica};
 use crate::harness::binary::ProcessReplica;
 use crate::harness::library::TestSim;
 use crate::harness::postgres::Postgres;
@@ -19,6 +19,15 @@ const UNLIMITED: &str = "limits: { write_requests_per_minute: 0 }\n";
 
 async fn leader(api: &Api) -> Option<f64> {
     api.metric("rollbackd_leader", &[]).await
+}
+
+/// Two replicas on `pg` guarding one simulator (the first one's), built alike by `build`.
+async fn pair(pg: &Postgres, build: impl Fn(Builder) -> Builder) -> (TestApp, Replica) {
+    let a = build(TestApp::builder().postgres(pg)).spawn_polled().await;
+    let b = build(TestApp::builder().postgres(pg))
+        .spawn_replica(&a)
+        .await;
+    (a, b)
 }
 
 /// Waits until exactly one of `apis` leads; returns its index.
@@ -64,16 +73,7 @@ async fn spread(apis: &[Api], deliveries: Vec<Value>, concurrency: usize) -> Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_share_one_history_with_exactly_one_leader() {
     let pg = Postgres::start();
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.manual()).await;
     let (aa, ba) = (a.api(), b.api());
     let lead = one_leader(&[&aa, &ba]).await;
     for api in [&aa, &ba] {
@@ -112,16 +112,7 @@ async fn two_replicas_share_one_history_with_exactly_one_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_duplicate_deliveries_over_both_replicas_give_one_rollback() {
     let pg = Postgres::start();
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.append_yaml(UNLIMITED)).await;
     one_leader(&[&a.api(), &b.api()]).await;
     let d = delivery(alert(
         "WalkForwardStabilityCritical",
@@ -160,16 +151,7 @@ async fn a_thousand_duplicate_deliveries_over_both_replicas_give_one_rollback() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_distinct_critical_alerts_on_both_replicas_give_one_rollback_in_flight() {
     let pg = Postgres::start();
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.append_yaml(UNLIMITED)).await;
     one_leader(&[&a.api(), &b.api()]).await;
     // A slow target keeps the rollback in flight while the alerts land.
     a.sim.set_delay_ms(300).await;
@@ -278,16 +260,7 @@ async fn the_leader_killed_mid_rollback_is_replaced_and_the_event_finished_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_loses_nothing_doubles_nothing_and_a_breach_waits_for_a_leader() {
     let pg = Postgres::start();
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .append_yaml(UNLIMITED)
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.append_yaml(UNLIMITED)).await;
     let (aa, ba) = (a.api(), b.api());
     one_leader(&[&aa, &ba]).await;
     // Recorded before the restart (a dry run: no cooldown for the breach to come).
@@ -442,8 +415,7 @@ async fn drawdown_is(api: &Api, status: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() {
     let pg = Postgres::start();
-    let a = TestApp::builder().postgres(&pg).spawn_polled().await;
-    let b = TestApp::builder().postgres(&pg).spawn_replica(&a).await;
+    let (a, b) = pair(&pg, |b| b).await;
     let (leader, follower) = leader_and_follower(&a, &b).await;
 
     // A freeze asked on the follower holds the leader's watchdog, which is the one that acts.
@@ -561,10 +533,7 @@ async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() 
     let p = wait_until(
         "the follower to show the leader's proposal",
         LIMIT,
-        || async {
-            let h = follower.get("/api/v1/holds").await.json;
-            h["proposals"].as_array().and_then(|p| p.first().cloned())
-        },
+        || async { follower.proposals().await?.first().cloned() },
     )
     .await;
     assert!(a.sim.switches().is_empty(), "nothing acts before an answer");
@@ -581,13 +550,7 @@ async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() 
     wait_until(
         "the leader to drop the answered proposal",
         LIMIT,
-        || async {
-            let h = leader.get("/api/v1/holds").await.json;
-            h["proposals"]
-                .as_array()
-                .is_some_and(|p| p.is_empty())
-                .then_some(())
-        },
+        || async { leader.proposals().await?.is_empty().then_some(()) },
     )
     .await;
 }
@@ -596,20 +559,7 @@ async fn a_freeze_arming_and_a_proposal_made_on_one_replica_hold_on_the_other() 
 async fn a_two_person_restore_asked_on_one_replica_is_approved_on_the_other() {
     let pg = Postgres::start();
     let yaml = "automation: { restore_approval: two_person }\n";
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .auth()
-        .append_yaml(yaml)
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .auth()
-        .append_yaml(yaml)
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.manual().auth().append_yaml(yaml)).await;
     one_leader(&[&a.api(), &b.api()]).await;
     let done = a.with_token(OPS_TOKEN).rollback("bad fills").await.ok();
     assert_eq!(done["status"], "completed", "{done}");
@@ -662,29 +612,14 @@ async fn a_two_person_restore_asked_on_one_replica_is_approved_on_the_other() {
 async fn a_proposal_opened_by_a_webhook_on_the_follower_runs_out_on_the_leader() {
     let pg = Postgres::start();
     let yaml = "automation: { mode: confirm, confirm_timeout: 2s, on_timeout: proceed }\n";
-    let a = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .append_yaml(yaml)
-        .spawn_polled()
-        .await;
-    let b = TestApp::builder()
-        .postgres(&pg)
-        .manual()
-        .append_yaml(yaml)
-        .spawn_replica(&a)
-        .await;
+    let (a, b) = pair(&pg, |b| b.manual().append_yaml(yaml)).await;
     let (leader, follower) = leader_and_follower(&a, &b).await;
     let d = delivery(alert("MaxDrawdownCritical", "firing", "fp-confirm", true));
     let r = follower.webhook(&d).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // The leader holds the follower's proposal and, unanswered, lets it proceed.
     wait_until("the leader to hold the proposal", LIMIT, || async {
-        let h = leader.get("/api/v1/holds").await.json;
-        h["proposals"]
-            .as_array()
-            .is_some_and(|p| p.len() == 1)
-            .then_some(())
+        (leader.proposals().await?.len() == 1).then_some(())
     })
     .await;
     let e = wait_until("the proposal to proceed", LIMIT, || async {

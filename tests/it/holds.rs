@@ -406,8 +406,7 @@ async fn confirm_app(on_timeout: &str, timeout: &str) -> TestApp {
 
 async fn wait_proposal(app: &TestApp) -> Value {
     wait_until("a proposal", LONG, || async {
-        let h = app.get("/api/v1/holds").await.ok();
-        h["proposals"].as_array().and_then(|p| p.first().cloned())
+        app.proposals().await?.first().cloned()
     })
     .await
 }

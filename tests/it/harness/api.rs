@@ -156,6 +156,13 @@ impl Api {
         self.get("/api/v1/triggers").await
     }
 
+    /// The confirm-mode proposals open now (`GET /api/v1/holds`); `None` without the list.
+    pub async fn proposals(&self) -> Option<Vec<Value>> {
+        self.get("/api/v1/holds").await.json["proposals"]
+            .as_array()
+            .cloned()
+    }
+
     pub async fn rollback(&self, reason: &str) -> Reply {
         self.post("/api/v1/rollback", &json!({ "reason": reason }))
             .await
