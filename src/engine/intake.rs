@@ -21,14 +21,60 @@ use std::sync::{Arc, Mutex};
 type AlertKey = (String, String, String);
 
 /// The keys (fingerprint, startsAt, status) of alerts already recorded, to answer resends
-/// without touching the disk. At most `CAP` keys; forgetting is always safe because the
-/// store's unique key stays the authority.
+/// without touching the disk. Forgetting is always safe because the store's unique key stays
+/// the authority: a forgotten key costs one look-up in the store.
 pub(super) struct ResendFilter {
-    seen: Mutex<HashSet<AlertKey>>,
+    seen: Mutex<Seen>,
     /// Deliveries answered before, by their exact bytes: at most `BODIES` of them, each at
     /// most `BODY_CAP` bytes, the oldest replaced first. Forgetting is safe: a forgotten body
     /// is parsed again. Found by comparing bytes (lengths first), cheaper than hashing a body.
     bodies: Mutex<Bodies>,
+}
+
+/// Two generations of keys, so memory stays at most two generations whatever the rate of new
+/// alerts, and keys still being resent are kept: a key is added to `current`, a key found in
+/// `previous` moves to `current`, and when `current` is full it becomes `previous` and the
+/// older generation is forgotten. A key is forgotten only after a whole generation of other
+/// keys arrived without it being resent once.
+struct Seen {
+    current: HashSet<AlertKey>,
+    previous: HashSet<AlertKey>,
+    generation: usize,
+}
+
+impl Seen {
+    fn new(generation: usize) -> Seen {
+        Seen {
+            current: HashSet::new(),
+            previous: HashSet::new(),
+            generation,
+        }
+    }
+
+    fn contains(&mut self, key: &AlertKey) -> bool {
+        if self.current.contains(key) {
+            return true;
+        }
+        match self.previous.take(key) {
+            Some(key) => {
+                self.insert(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: AlertKey) {
+        if self.current.len() >= self.generation && !self.current.contains(&key) {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
 #[derive(Default)]
@@ -66,31 +112,35 @@ impl Known {
 }
 
 impl ResendFilter {
-    const CAP: usize = 100_000;
+    /// Keys per generation: far more alerts than a desk has firing and resent at once (only
+    /// alerts routed to rollbackd's receiver arrive), and at most about 1 MiB for the two.
+    const GENERATION: usize = 2048;
     const BODIES: usize = 64;
     const BODY_CAP: usize = 16 * 1024;
 
     /// Starts with the newest keys recorded.
     pub(super) async fn warm(store: &Store) -> Result<ResendFilter, StoreError> {
-        let keys = store.alert_keys(Self::CAP).await?;
+        let mut seen = Seen::new(Self::GENERATION);
+        for key in store.alert_keys(Self::GENERATION).await? {
+            seen.insert(key);
+        }
         Ok(ResendFilter {
-            seen: Mutex::new(keys.into_iter().collect()),
+            seen: Mutex::new(seen),
             bodies: Mutex::new(Bodies::default()),
         })
     }
 
     /// The alerts of a delivery not known to be recorded.
     fn unseen<'a>(&self, alerts: &'a [Alert]) -> Vec<&'a Alert> {
-        let seen = lock(&self.seen);
+        let mut seen = lock(&self.seen);
         alerts.iter().filter(|a| !seen.contains(&a.key())).collect()
     }
 
-    fn remember<'a>(&self, alerts: impl ExactSizeIterator<Item = &'a Alert>) {
+    fn remember<'a>(&self, alerts: impl Iterator<Item = &'a Alert>) {
         let mut seen = lock(&self.seen);
-        if seen.len() + alerts.len() > Self::CAP {
-            seen.clear();
+        for key in alerts.map(Alert::key) {
+            seen.insert(key);
         }
-        seen.extend(alerts.map(Alert::key));
     }
 
     /// A delivery with these exact bytes answered before, every alert of it still known to be
@@ -101,7 +151,7 @@ impl ResendFilter {
             .iter()
             .find(|(b, _)| **b == *body)
             .map(|(_, k)| k.clone())?;
-        let seen = lock(&self.seen);
+        let mut seen = lock(&self.seen);
         known.keys.iter().all(|k| seen.contains(k)).then_some(known)
     }
 
@@ -324,7 +374,7 @@ mod tests {
 
     fn filter() -> ResendFilter {
         ResendFilter {
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(Seen::new(ResendFilter::GENERATION)),
             bodies: Mutex::new(Bodies::default()),
         }
     }
@@ -346,7 +396,7 @@ mod tests {
         let mut longer = b.clone();
         longer.push(b' ');
         assert!(f.known(&longer).is_none(), "bytes are compared whole");
-        lock(&f.seen).clear();
+        *lock(&f.seen) = Seen::new(ResendFilter::GENERATION);
         assert!(
             f.known(&b).is_none(),
             "a forgotten alert sends the body to the parser"
@@ -377,5 +427,49 @@ mod tests {
             .known
             .iter()
             .all(|(b, _)| b.len() <= ResendFilter::BODY_CAP));
+    }
+
+    fn key(i: usize) -> AlertKey {
+        (
+            format!("fp{i}"),
+            "2026-11-23T10:00:00Z".into(),
+            "firing".into(),
+        )
+    }
+
+    #[test]
+    fn the_keys_stay_within_two_generations_whatever_arrives() {
+        let mut seen = Seen::new(8);
+        for i in 0..1000 {
+            seen.insert(key(i));
+            assert!(seen.len() <= 16, "{} keys after {i}", seen.len());
+        }
+        assert!(seen.contains(&key(999)), "the newest are kept");
+        assert!(!seen.contains(&key(0)), "the oldest are forgotten");
+    }
+
+    #[test]
+    fn a_key_still_being_resent_is_kept() {
+        let mut seen = Seen::new(8);
+        seen.insert(key(0));
+        for i in 1..1000 {
+            seen.insert(key(i));
+            if i % 7 == 0 {
+                assert!(seen.contains(&key(0)), "resent, so kept (at {i})");
+            }
+        }
+        assert!(seen.contains(&key(0)));
+        assert!(seen.contains(&key(999)));
+        assert!(seen.len() <= 16, "a key moves, it is not copied");
+    }
+
+    #[test]
+    fn inserting_a_known_key_again_forgets_nothing() {
+        let mut seen = Seen::new(4);
+        for i in 0..4 {
+            seen.insert(key(i));
+        }
+        seen.insert(key(3));
+        assert!((0..4).all(|i| seen.contains(&key(i))));
     }
 }
