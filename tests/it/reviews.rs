@@ -896,3 +896,80 @@ fn the_slo_dashboard_and_the_alerts_read_the_review_rates() {
         "render-rules ships it"
     );
 }
+
+/// The colour a Grafana threshold list gives `value`: the last step at or below it.
+fn colour_at(panel: &serde_json::Value, value: f64) -> String {
+    let steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{} has no thresholds", panel["title"]));
+    steps
+        .iter()
+        .rfind(|s| s["value"].as_f64().is_none_or(|at| value >= at))
+        .and_then(|s| s["color"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The SLO panels colour a value as the report judges it: red when the limit is not met,
+/// green when the target is (or the limit, without a target), yellow between. Both are strict,
+/// so a value exactly at a bound takes the worse colour.
+#[test]
+fn the_slo_panels_colour_each_value_as_the_report_judges_it() {
+    let d = load_dashboard(&repo().join("grafana/dashboards/rollback-slos.json"));
+    let panels = all_panels(&d);
+    let shown = [
+        (Measure::FalsePositiveRate, "False positive rate (30 d)"),
+        (
+            Measure::FalsePositiveRate,
+            "False positive rate, 7 d and 30 d",
+        ),
+        (Measure::TruePositiveRate, "True positive rate (30 d)"),
+        (
+            Measure::RecoveryValidationSuccess,
+            "Recovery validation success (30 d)",
+        ),
+        (Measure::RecoveryValidationSuccess, "Validation success"),
+        (
+            Measure::RecoveryValidationSuccess,
+            "Validation success by kind",
+        ),
+        (
+            Measure::RecoveryValidationSuccess,
+            "Validation success, 24 h sliding window",
+        ),
+        (
+            Measure::IncidentResponseTime,
+            "Incident response, longest (30 d)",
+        ),
+        (Measure::RecoveryTime, "Recovery time, longest (30 d)"),
+        (
+            Measure::DocumentationCompliance,
+            "Documentation compliance (30 d)",
+        ),
+        (Measure::RollbackExecutionTime, "p50 execution time"),
+        (Measure::RollbackExecutionTime, "p95 execution time"),
+        (
+            Measure::RollbackExecutionTime,
+            "Execution time, 1 h sliding window",
+        ),
+    ];
+    for (measure, title) in shown {
+        let panel = panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"));
+        let c = CRITERIA.iter().find(|c| c.measure == measure).unwrap();
+        let bounds = [Some(c.limit), c.target].into_iter().flatten();
+        let near = |b: f64| [b * 0.999, b, b * 1.000001, b * 1.001];
+        for v in bounds.flat_map(near) {
+            let judged = if !c.comparison.met(v, c.limit) {
+                "red"
+            } else if c.target.is_none_or(|t| c.comparison.met(v, t)) {
+                "green"
+            } else {
+                "yellow"
+            };
+            assert_eq!(colour_at(panel, v), judged, "{title:?} at {v}");
+        }
+    }
+}
