@@ -13,10 +13,10 @@
 //! Knobs (env): SOAK_SECS (120), SOAK_SAMPLE_SECS (5), SOAK_WARMUP_SECS (a fifth of the run,
 //! at most 60), SOAK_STREAMS (16), ROLLBACKD_BENCH_BIN (another build).
 //!
-//! The verdict: after the warm-up, the most allocated memory (`RssAnon`) of the last third of
-//! the run against the first sample after the warm-up; "memory flat after warm-up" when it grew
-//! by at most 10 % or 2 MiB, whichever is larger (the same is shown for the whole RSS, which
-//! also counts the binary's pages as they are first run). Descriptors: the largest count of the last third against the
+//! The verdict: the time after the warm-up is cut in thirds, and the median allocated memory
+//! (`RssAnon`) of the last third is held against that of the first; "memory flat after
+//! warm-up" when it grew by at most 10 % or 2 MiB, whichever is larger (the same is shown for
+//! the whole RSS, which also counts the binary's pages as they are first run). Descriptors: the largest count of the last third against the
 //! largest before it (streams and short connections come and go).
 
 mod common;
@@ -377,19 +377,37 @@ fn main() {
     let total = samples.last().map(|s| s.at).unwrap_or(elapsed);
     let last_third: Vec<&&Sample> = after.iter().filter(|s| s.at >= total * 2.0 / 3.0).collect();
     let earlier: Vec<&&Sample> = after.iter().filter(|s| s.at < total * 2.0 / 3.0).collect();
-    let (Some(first), false, false) = (after.first(), last_third.is_empty(), earlier.is_empty())
-    else {
+    if after.len() < 9 || last_third.is_empty() || earlier.is_empty() {
         println!("verdict: too few samples after the warm-up (run longer or sample more often)");
         return;
+    }
+    // The level (median) of the last third of the time after the warm-up against that of its
+    // first third: medians, so one sample caught mid-burst (streams connecting, a rates
+    // refresh) does not decide it; the most is shown too.
+    let span = (total - warmup as f64) / 3.0;
+    let third = |n: f64| -> Vec<&Sample> {
+        let from = warmup as f64 + n * span;
+        after
+            .iter()
+            .copied()
+            .filter(|s| s.at >= from && (n == 2.0 || s.at < from + span))
+            .collect()
     };
-    // Growth from the first sample after the warm-up to the most of the last third.
+    let (early, middle, late) = (third(0.0), third(1.0), third(2.0));
     let growth = |of: fn(&Sample) -> u64, what: &str| {
-        let (from, most) = (of(first), last_third.iter().map(|s| of(s)).max().unwrap());
-        let (grew, allowed) = (most.saturating_sub(from), (from / 10).max(2048));
+        let median = |v: &[&Sample]| {
+            let mut v: Vec<u64> = v.iter().map(|s| of(s)).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        let (from, mid, to) = (median(&early), median(&middle), median(&late));
+        let most = late.iter().map(|s| of(s)).max().unwrap_or(0);
+        let (grew, allowed) = (to.saturating_sub(from), (from / 10).max(2048));
         println!(
-            "{what}: {:.1} MiB at {:.0} s (first after warm-up), {:.1} MiB the most in the last third: +{:.1} MiB (allowed +{:.1})",
+            "{what}: median {:.1} MiB in the first third after the warm-up, {:.1} in the second, {:.1} in the last (the most {:.1}): +{:.1} MiB (allowed +{:.1})",
             mib(from),
-            first.at,
+            mib(mid),
+            mib(to),
             mib(most),
             mib(grew),
             mib(allowed)
