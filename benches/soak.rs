@@ -50,8 +50,39 @@ struct Sample {
     /// binary's own pages, mapped from the file as code paths are first run (at most its size)
     /// and dropped by the kernel when memory is short, so a leak shows here.
     anon: u64,
+    /// Of `anon`, what SQLite holds (`rollbackd_sqlite_memory_bytes`, KiB): mostly its page
+    /// caches, which fill up to their stated size as the history grows and then stay.
+    sqlite: u64,
     fds: usize,
     requests: u64,
+}
+
+/// The daemon's `rollbackd_sqlite_memory_bytes`, in KiB, read with a plain blocking request
+/// so the sampler thread needs no runtime; 0 when it cannot be read.
+fn sqlite_kib(addr: &str) -> u64 {
+    use std::io::{Read, Write};
+    let read = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    };
+    read()
+        .ok()
+        .and_then(|body| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("rollbackd_sqlite_memory_bytes "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map(|bytes| (bytes / 1024.0) as u64)
+        .unwrap_or(0)
+}
+
+/// The page cache each of the daemon's SQLite connections may fill, in KiB.
+fn rollbackd_page_cache_kib() -> u64 {
+    rollbackd::store::SQLITE_PAGE_CACHE_KIB as u64
 }
 
 /// Runs `step(i)` every `every` until `deadline`, at most `max` times.
@@ -123,6 +154,7 @@ fn main() {
         assert!(r.status().is_success());
 
         let sampling = Arc::new(AtomicBool::new(true));
+        let addr = url.trim_start_matches("http://").to_string();
         let sampler = {
             let (samples, requests, sampling) =
                 (samples.clone(), requests.clone(), sampling.clone());
@@ -135,6 +167,7 @@ fn main() {
                             at: start.elapsed().as_secs_f64(),
                             rss: rss_kib(pid),
                             anon: common::status_kib(pid, "RssAnon:"),
+                            sqlite: sqlite_kib(&addr),
                             fds: fd_count(pid),
                             requests: requests.load(Ordering::Relaxed),
                         });
@@ -356,15 +389,16 @@ fn main() {
         "soak: {secs} s of mixed load ({streams} stream clients), a sample every {sample_secs} s, warm-up {warmup} s (2 cores shared with the load)"
     );
     println!(
-        "{:>7}  {:>9}  {:>9}  {:>5}  {:>10}",
-        "t (s)", "RSS MiB", "anon MiB", "fds", "requests"
+        "{:>7}  {:>9}  {:>9}  {:>10}  {:>5}  {:>10}",
+        "t (s)", "RSS MiB", "anon MiB", "SQLite MiB", "fds", "requests"
     );
     for s in samples.iter() {
         println!(
-            "{:>7.0}  {:>9.1}  {:>9.1}  {:>5}  {:>10}",
+            "{:>7.0}  {:>9.1}  {:>9.1}  {:>10.1}  {:>5}  {:>10}",
             s.at,
             mib(s.rss),
             mib(s.anon),
+            mib(s.sqlite),
             s.fds,
             s.requests
         );
@@ -415,16 +449,35 @@ fn main() {
         grew <= allowed
     };
     let rss_flat = growth(|s| s.rss, "RSS");
-    let flat = growth(|s| s.anon, "allocated (RssAnon)");
+    let anon_flat = growth(|s| s.anon, "allocated (RssAnon)");
+    growth(|s| s.sqlite, "of it SQLite's");
+    let flat = growth(
+        |s| s.anon.saturating_sub(s.sqlite),
+        "allocated outside SQLite",
+    );
+    // SQLite's part is bounded by its stated page caches (two connections) plus schemas and
+    // statements; over that it would be a growth of its own.
+    let sqlite_bound = 2 * rollbackd_page_cache_kib() + 2048;
+    let sqlite_most = samples.iter().map(|s| s.sqlite).max().unwrap_or(0);
+    let sqlite_ok = sqlite_most <= sqlite_bound;
+    println!(
+        "SQLite: at most {:.1} MiB (bound {:.1}: two page caches of {:.1} and 2 MiB for schemas and statements)",
+        mib(sqlite_most),
+        mib(sqlite_bound),
+        mib(rollbackd_page_cache_kib())
+    );
     let fd_last = last_third.iter().map(|s| s.fds).max().unwrap();
     let fd_before = earlier.iter().map(|s| s.fds).max().unwrap();
     println!("fds: at most {fd_before} before the last third, at most {fd_last} in it");
     println!(
         "verdict: {}; {}",
-        match (flat, rss_flat) {
-            (true, true) => "memory flat after warm-up",
-            (true, false) => "allocated memory flat after warm-up (RSS grew by the binary's pages)",
-            (false, _) => "MEMORY GREW after warm-up",
+        match (flat && sqlite_ok, anon_flat, rss_flat) {
+            (true, true, true) => "memory flat after warm-up",
+            (true, true, false) =>
+                "allocated memory flat after warm-up (RSS grew by the binary's pages)",
+            (true, false, _) =>
+                "memory flat after warm-up outside SQLite's page caches, which filled within their bound",
+            (false, _, _) => "MEMORY GREW after warm-up",
         },
         if fd_last <= fd_before + 2 {
             "descriptors flat"

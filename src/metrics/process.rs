@@ -109,6 +109,12 @@ impl prometheus_client::collector::Collector for ProcessCollector {
         }
         gauge(
             &mut encoder,
+            "rollbackd_sqlite_memory_bytes",
+            "Bytes SQLite has allocated: page caches (at most 2 MiB per connection, two connections), schemas and prepared statements",
+            crate::store::sqlite_memory_used(),
+        )?;
+        gauge(
+            &mut encoder,
             "process_start_time_seconds",
             "Start time of the process since the unix epoch in seconds",
             self.start_time,

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use postgres::{redact, PgStore, PostgresConfig};
-pub use sqlite::SqliteStore;
+pub use sqlite::{
+    memory_used as sqlite_memory_used, SqliteStore, PAGE_CACHE_KIB as SQLITE_PAGE_CACHE_KIB,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

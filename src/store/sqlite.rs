@@ -172,9 +172,24 @@ fn open_connection(path: &Path) -> Result<Connection> {
             message: format!("journal_mode is {mode}, WAL is required"),
         });
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-        .map_err(open_err)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-{PAGE_CACHE_KIB};"
+    ))
+    .map_err(open_err)?;
     Ok(conn)
+}
+
+/// Each connection's page cache, in KiB: SQLite fills it as pages of a growing history are
+/// read and keeps it, so the daemon's memory rises by up to this much per connection (two)
+/// before it levels off. Stated here so the bound is ours, not a library default.
+pub const PAGE_CACHE_KIB: i64 = 2048;
+
+/// Bytes SQLite has allocated in this process: its page caches, schemas and prepared
+/// statements (exported as `rollbackd_sqlite_memory_bytes`).
+pub fn memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's own counter under
+    // its mutex; it is safe to call from any thread at any time.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
 impl SqliteStore {
@@ -1218,6 +1233,17 @@ mod tests {
             .unwrap();
         assert_eq!(wal, "wal");
         assert!(s.get_event("a").await.unwrap().is_some());
+    }
+
+    #[test]
+    fn each_connection_bounds_its_page_cache_as_stated() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("h.db")).unwrap();
+        let size: i64 = conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(size, -PAGE_CACHE_KIB, "negative: a size in KiB");
+        assert!(memory_used() > 0, "SQLite counts its allocations");
     }
 
     #[tokio::test]

@@ -163,6 +163,10 @@ async fn metrics_every_documented_metric_is_exported_with_its_labels_and_values(
     assert!(v("process_open_fds", &[]) >= 3.0);
     assert!(v("process_max_fds", &[]) >= v("process_open_fds", &[]));
     assert!(v("process_cpu_seconds_total", &[]) >= 0.0);
+    // SQLite holds at least the open history's schema, and never more than the process has.
+    let sqlite = v("rollbackd_sqlite_memory_bytes", &[]);
+    assert!(sqlite > 1e3, "rollbackd_sqlite_memory_bytes {sqlite}");
+    assert!(sqlite < v("process_resident_memory_bytes", &[]));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
