@@ -80,11 +80,6 @@ fn sqlite_kib(addr: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The page cache each of the daemon's SQLite connections may fill, in KiB.
-fn rollbackd_page_cache_kib() -> u64 {
-    rollbackd::store::SQLITE_PAGE_CACHE_KIB as u64
-}
-
 /// Runs `step(i)` every `every` until `deadline`, at most `max` times.
 async fn every<F, Fut>(every: Duration, deadline: Instant, max: u64, mut step: F)
 where
@@ -457,14 +452,15 @@ fn main() {
     );
     // SQLite's part is bounded by its stated page caches (two connections) plus schemas and
     // statements; over that it would be a growth of its own.
-    let sqlite_bound = 2 * rollbackd_page_cache_kib() + 2048;
+    let page_cache = rollbackd::store::SQLITE_PAGE_CACHE_KIB as u64;
+    let sqlite_bound = 2 * page_cache + 2048;
     let sqlite_most = samples.iter().map(|s| s.sqlite).max().unwrap_or(0);
     let sqlite_ok = sqlite_most <= sqlite_bound;
     println!(
         "SQLite: at most {:.1} MiB (bound {:.1}: two page caches of {:.1} and 2 MiB for schemas and statements)",
         mib(sqlite_most),
         mib(sqlite_bound),
-        mib(rollbackd_page_cache_kib())
+        mib(page_cache)
     );
     let fd_last = last_third.iter().map(|s| s.fds).max().unwrap();
     let fd_before = earlier.iter().map(|s| s.fds).max().unwrap();
