@@ -61,9 +61,13 @@ pub fn init(args: &LogArgs, default: LogLevel) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
     let ansi = std::io::stderr().is_terminal();
+    // A failed write loses the line and nothing else: the fallback report of the failure goes
+    // through `eprintln!`, which panics when stderr is gone (its reader died: EPIPE), and so
+    // would end whichever task logged, a rollback or the shutdown handler among them.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match args.format {
         LogFormat::Json => builder
             .json()

@@ -240,6 +240,29 @@ async fn an_interrupted_switch_that_never_landed_is_marked_failed() {
     assert_eq!(app.engine_status()["in_progress"], serde_json::Value::Null);
 }
 
+/// A log that cannot be written (the collector reading stderr died) costs the log lines,
+/// never the daemon: a rollback still completes and SIGTERM still drains and exits 0. Before
+/// the fix, the logger's fallback report of the failed write panicked the task that logged,
+/// and the task that turns SIGTERM into the drain was one of them: the daemon never stopped.
+#[tokio::test]
+async fn a_log_reader_gone_loses_lines_not_rollbacks_or_the_drain() {
+    let bin = BinaryDaemon::configure().await;
+    let mut child = bin.start_with_log_reader_gone().await;
+    let done = bin.api.rollback("the log shipper is down").await.ok();
+    assert_eq!(done["status"], "completed", "{done}");
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("SIGTERM ended the daemon within 20 s although its log cannot be written")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
 /// SIGTERM drains: the real binary finishes the rollback in flight, then exits 0.
 #[tokio::test]
 async fn sigterm_lets_the_rollback_in_flight_finish() {

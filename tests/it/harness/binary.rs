@@ -60,11 +60,23 @@ impl BinaryDaemon {
 
     /// Starts it and waits until `/-/ready` answers 200.
     pub async fn start(&self) -> tokio::process::Child {
+        self.start_logging_to(Stdio::null()).await
+    }
+
+    /// Starts it with its log on a pipe whose reading end is closed at once, as when the
+    /// process collecting the log has died: every log line it writes fails (EPIPE).
+    pub async fn start_with_log_reader_gone(&self) -> tokio::process::Child {
+        let mut child = self.start_logging_to(Stdio::piped()).await;
+        drop(child.stderr.take());
+        child
+    }
+
+    async fn start_logging_to(&self, stderr: Stdio) -> tokio::process::Child {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
             .args(["serve", "--config"])
             .arg(&self.config)
             .args(["--listen", &self.listen])
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
