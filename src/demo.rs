@@ -2,6 +2,14 @@
 //! walk-forward stability slide into warning, then critical, rolls back for real, validates,
 //! and watches stability for a few seconds. Everything is printed as it happens.
 
+/// A line on stdout; a reader that went away (`rollbackd demo | head`) only ends the
+/// printing, never the demo (`println!` would panic on the closed pipe).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = crate::output::print(&format!("{}\n", format_args!($($arg)*)));
+    }};
+}
+
 use crate::config;
 use crate::domain::condition::Status;
 use crate::engine::{Engine, StreamMessage};
@@ -48,7 +56,7 @@ pub async fn run(
     progress.watch(&mut rx, shutdown.as_mut()).await;
     print_history(&engine, addr, &history).await?;
     if keep_running {
-        println!("serving on http://{addr}/ until Ctrl-C");
+        say!("serving on http://{addr}/ until Ctrl-C");
         shutdown.await;
     }
     let _ = stop_tx.send(());
@@ -85,12 +93,12 @@ validation: {{ pass_score: 85, stability_window: 5s, stability_interval: 500ms }
 }
 
 fn print_banner(sim_addr: SocketAddr, addr: SocketAddr, history: &Path) {
-    println!("rollbackd demo");
-    println!("  trading-system simulator  http://{sim_addr}  (scenario: degrading)");
-    println!("  daemon and console        http://{addr}/");
-    println!("  history (SQLite)          {}", history.display());
-    println!("  thresholds                walk_forward_stability warning < 50, critical < 40 (seed defaults)");
-    println!();
+    say!("rollbackd demo");
+    say!("  trading-system simulator  http://{sim_addr}  (scenario: degrading)");
+    say!("  daemon and console        http://{addr}/");
+    say!("  history (SQLite)          {}", history.display());
+    say!("  thresholds                walk_forward_stability warning < 50, critical < 40 (seed defaults)");
+    say!("");
 }
 
 async fn print_history(engine: &Engine, addr: SocketAddr, history: &Path) -> anyhow::Result<()> {
@@ -101,13 +109,13 @@ async fn print_history(engine: &Engine, addr: SocketAddr, history: &Path) -> any
             ..Default::default()
         })
         .await?;
-    println!();
-    println!(
+    say!("");
+    say!(
         "history: {} event(s) stored durably in {}",
         events.len(),
         history.display()
     );
-    println!("  browse: rollbackd history --url http://{addr}   (while running)   or: sqlite3 {} 'select * from rollback_transitions'", history.display());
+    say!("  browse: rollbackd history --url http://{addr}   (while running)   or: sqlite3 {} 'select * from rollback_transitions'", history.display());
     Ok(())
 }
 
@@ -142,7 +150,7 @@ impl Progress {
             let msg = tokio::select! {
                 _ = &mut shutdown => break,
                 _ = &mut deadline => {
-                    println!("{} no rollback completed within {}s; giving up", self.t(), DEMO_LIMIT.as_secs());
+                    say!("{} no rollback completed within {}s; giving up", self.t(), DEMO_LIMIT.as_secs());
                     break;
                 }
                 m = rx.recv() => m,
@@ -178,7 +186,7 @@ impl Progress {
                         .value
                         .map(|v| format!("{v:.2}"))
                         .unwrap_or_else(|| "?".into());
-                    println!(
+                    say!(
                         "{} {:<23} {:>7}  {:<8} (warning {} {}, critical {} {}) trend {}",
                         self.t(),
                         c.condition,
@@ -202,30 +210,30 @@ impl Progress {
         match e.status.as_str() {
             "completed" => {
                 self.rollback_ok = e.request.action == crate::domain::Action::Rollback;
-                println!(
+                say!(
                     "{t} rollback …{short} COMPLETED: executed in {} ms, validation score {}/100, parameters now {}",
                     e.duration_ms.unwrap_or(0),
                     e.validation_score.unwrap_or(0.0),
                     serde_json::to_string(&e.parameters_after).unwrap_or_default()
                 );
             }
-            "failed" => println!(
+            "failed" => say!(
                 "{t} rollback …{short} FAILED: {}",
                 e.failure_reason.clone().unwrap_or_default()
             ),
-            "pending" => println!(
+            "pending" => say!(
                 "{t} rollback …{short} requested by {} ({}): {}",
                 e.request.trigger_type.as_str(),
                 e.request.actor,
                 e.request.reason
             ),
-            other => println!("{t} rollback …{short} {other}"),
+            other => say!("{t} rollback …{short} {other}"),
         }
     }
 
     /// Prints a validation run and its checks; true once the stability check has reported.
     fn show_validation(&mut self, v: &ValidationRun) -> bool {
-        println!(
+        say!(
             "{} validation ({}) score {}/100 {}{}",
             self.t(),
             v.kind.as_str(),
@@ -237,7 +245,7 @@ impl Progress {
                 .unwrap_or_default()
         );
         for c in v.checks.iter() {
-            println!(
+            say!(
                 "           {} {:<22} {}",
                 if c.passed { "✔" } else { "✘" },
                 c.name,

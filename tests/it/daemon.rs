@@ -290,3 +290,59 @@ async fn sigterm_lets_the_rollback_in_flight_finish() {
         Some("completed")
     );
 }
+
+/// `rollbackd demo`, the README's first command, as a newcomer runs it: the real binary rolls
+/// back, validates, watches stability and exits 0, with the history stored.
+#[tokio::test]
+async fn the_demo_rolls_back_validates_and_exits_0() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+            .arg("demo")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the demo ends within 90 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {}: {stdout}", out.status);
+    for line in [
+        "CRITICAL",
+        "COMPLETED",
+        "validation (stability) score 100/100 PASS",
+        "history: 1 event(s) stored durably",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+}
+
+/// `rollbackd demo | head -2`: the reader goes away after two lines; the demo still finishes
+/// and exits 0 instead of panicking on the closed pipe (it printed with `println!`: exit 101).
+#[tokio::test]
+async fn the_demo_piped_into_head_finishes_quietly() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the demo prints its banner");
+    }
+    drop(lines);
+    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the demo ends within 90 s")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "exit {}: {stderr}", out.status);
+}
