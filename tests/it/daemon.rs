@@ -250,17 +250,7 @@ async fn a_log_reader_gone_loses_lines_not_rollbacks_or_the_drain() {
     let mut child = bin.start_with_log_reader_gone().await;
     let done = bin.api.rollback("the log shipper is down").await.ok();
     assert_eq!(done["status"], "completed", "{done}");
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("SIGTERM ended the daemon within 20 s although its log cannot be written")
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    sigterm_ends_with_exit_0(&mut child, "although its log cannot be written").await;
 }
 
 /// SIGTERM drains: the real binary finishes the rollback in flight, then exits 0.
@@ -269,17 +259,7 @@ async fn sigterm_lets_the_rollback_in_flight_finish() {
     let bin = BinaryDaemon::configure().await;
     let mut child = bin.start().await;
     let (pending, _) = bin.rollback_in_flight(1000, "drain drill").await;
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("drained within 20 s")
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    sigterm_ends_with_exit_0(&mut child, "with a rollback in flight").await;
     let answer = pending
         .await
         .unwrap()
@@ -345,4 +325,19 @@ async fn the_demo_piped_into_head_finishes_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "exit {}: {stderr}", out.status);
+}
+
+/// Sends SIGTERM to the real binary and waits (20 s at most) for it to exit 0.
+async fn sigterm_ends_with_exit_0(child: &mut tokio::process::Child, case: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("SIGTERM did not end the daemon within 20 s {case}"))
+        .unwrap();
+    assert!(status.success(), "exit status {status} {case}");
 }
