@@ -2,7 +2,7 @@
 //! SIGTERM to the real binary) finishes the rollback in flight, a SIGKILL mid-rollback is
 //! recovered at the next start; environment overrides and `check-config`.
 
-use crate::harness::binary::{run_rollbackd, BinaryDaemon, Out};
+use crate::harness::binary::{run_rollbackd, signal, BinaryDaemon, Out};
 use crate::harness::library::{seed_interrupted_rollback, SEED_THRESHOLDS};
 use crate::harness::*;
 use serde_json::json;
@@ -329,12 +329,7 @@ async fn the_demo_piped_into_head_finishes_quietly() {
 
 /// Sends SIGTERM to the real binary and waits (20 s at most) for it to exit 0.
 async fn sigterm_ends_with_exit_0(child: &mut tokio::process::Child, case: &str) {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal(child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .unwrap_or_else(|_| panic!("SIGTERM did not end the daemon within 20 s {case}"))

@@ -493,14 +493,7 @@ async fn sighup_reloads_the_config_and_a_bad_file_keeps_the_old_one() {
             .unwrap()
     };
     assert_eq!(threshold(&scrape().await), Some(5.0));
-    let hup = || {
-        let pid = child.id().unwrap().to_string();
-        let kill = std::process::Command::new("kill")
-            .args(["-s", "HUP", &pid])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-    };
+    let hup = || crate::harness::binary::signal(&child, "HUP");
     std::fs::write(
         &config,
         format!("{yaml}trigger_conditions:\n  max_drawdown:\n    critical_threshold: 6.5\n    warning_threshold: 4.0\n"),

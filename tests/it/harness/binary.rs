@@ -212,13 +212,7 @@ impl ProcessReplica {
 
     /// Sends a signal by name (`STOP`, `CONT`) to the process.
     pub fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("the replica runs").to_string();
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name} {pid}");
+        signal(&self.child, name);
     }
 
     /// 1 when it leads, 0 when it follows; `None` when it does not answer.
@@ -233,4 +227,15 @@ impl ProcessReplica {
             .find_map(|l| l.strip_prefix("rollbackd_leader "))
             .and_then(|v| v.trim().parse().ok())
     }
+}
+
+/// Sends a signal by name (`TERM`, `HUP`, `STOP`) to a running child, with `kill`.
+pub fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("the process runs").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
 }
