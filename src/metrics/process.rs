@@ -110,7 +110,7 @@ impl prometheus_client::collector::Collector for ProcessCollector {
         gauge(
             &mut encoder,
             "rollbackd_sqlite_memory_bytes",
-            "Bytes SQLite has allocated: page caches (at most 2 MiB per connection, two connections), schemas and prepared statements",
+            "Bytes SQLite holds: the page block taken at start (2 MiB for each of two connections and a margin), schemas and prepared statements",
             crate::store::sqlite_memory_used(),
         )?;
         gauge(

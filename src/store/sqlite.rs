@@ -160,6 +160,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
+    allocate_page_caches_in_one_block();
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(open_err)?;
@@ -179,17 +180,71 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Each connection's page cache, in KiB: SQLite fills it as pages of a growing history are
-/// read and keeps it, so the daemon's memory rises by up to this much per connection (two)
-/// before it levels off. Stated here so the bound is ours, not a library default.
+/// Each connection's page cache, in KiB, served from one block SQLite is given at start
+/// (`allocate_page_caches_in_one_block`). Stated here so the bound is ours, not a library
+/// default.
 pub const PAGE_CACHE_KIB: i64 = 2048;
 
-/// Bytes SQLite has allocated in this process: its page caches, schemas and prepared
-/// statements (exported as `rollbackd_sqlite_memory_bytes`).
+/// Pages in the block SQLite's page caches are served from: both connections' caches
+/// (`PAGE_CACHE_KIB` each, in pages of `PAGE_BYTES`) and a margin for the temporary tables a
+/// query builds and drops (a sort, an `IN` list). Past it SQLite allocates as before.
+const PAGE_SLOTS: usize = 2 * PAGE_CACHE_KIB as usize * 1024 / PAGE_BYTES + 128;
+
+/// SQLite's default page size, which the history keeps.
+const PAGE_BYTES: usize = 4096;
+
+/// The block's size in bytes, once SQLite has taken it.
+static PAGE_BLOCK_BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Left to itself SQLite allocates cache pages one at a time as a growing history is read,
+/// between the daemon's short-lived buffers, and every query with a temporary table allocates
+/// and frees a cache of its own: glibc then keeps the heap around each long-lived page, and
+/// the process's memory crept up for an hour under load. Given one block before its first
+/// use in this process, SQLite serves every page from it: the cache is there from the start
+/// and the heap holds none of it.
+fn allocate_page_caches_in_one_block() {
+    PAGE_BLOCK_BYTES.get_or_init(|| {
+        use rusqlite::ffi::{sqlite3_config, SQLITE_CONFIG_PAGECACHE, SQLITE_CONFIG_PCACHE_HDRSZ};
+        use std::ffi::{c_int, c_void};
+        let mut header: c_int = 0;
+        // SAFETY: SQLITE_CONFIG_PCACHE_HDRSZ writes one int through the pointer it is given.
+        // sqlite3_config refuses (SQLITE_MISUSE) once SQLite is initialized, e.g. when
+        // something else in the process opened a database first; it then keeps its defaults.
+        if unsafe { sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &mut header as *mut c_int) }
+            != rusqlite::ffi::SQLITE_OK
+        {
+            tracing::debug!("SQLite was already initialized: its page cache is left as it is");
+            return 0;
+        }
+        let slot = (PAGE_BYTES + header as usize).next_multiple_of(8);
+        let block: &'static mut [u64] =
+            Box::leak(vec![0u64; PAGE_SLOTS * slot / 8].into_boxed_slice());
+        // SAFETY: the block is 8-byte aligned, `PAGE_SLOTS * slot` bytes long and leaked, so
+        // it outlives every connection; SQLite is not yet initialized (checked above).
+        let rc = unsafe {
+            sqlite3_config(
+                SQLITE_CONFIG_PAGECACHE,
+                block.as_mut_ptr() as *mut c_void,
+                slot as c_int,
+                PAGE_SLOTS as c_int,
+            )
+        };
+        if rc == rusqlite::ffi::SQLITE_OK {
+            PAGE_SLOTS * slot
+        } else {
+            0
+        }
+    });
+}
+
+/// Bytes SQLite holds in this process: the page block, and what it allocated besides
+/// (schemas, prepared statements, pages past the block); exported as
+/// `rollbackd_sqlite_memory_bytes`.
 pub fn memory_used() -> i64 {
     // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's own counter under
     // its mutex; it is safe to call from any thread at any time.
-    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+    let allocated = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    allocated + PAGE_BLOCK_BYTES.get().copied().unwrap_or(0) as i64
 }
 
 impl SqliteStore {
